@@ -1,0 +1,519 @@
+"""The VssID password-reset conversation, as a pure transition function.
+
+``ResetDialog(reader, settings).step(state, event) -> (state, actions)``: no audio, clock,
+database or I/O inside. Each phase says how caller input is heard ("không" is 0 while collecting
+digits and "no" while confirming), and spoken and keyed digits become the same reading.
+
+Flow: greet → collect the 10-digit code (several turns, keypad and speech mixed) → read it back
+in groups and confirm (only the exact code confirmed reaches the lookup; silence or an unclear
+answer never confirms) → look up caller + code → issue a password and read it twice, remind to
+change it, offer one more repetition → goodbye. No match → the mismatch message, identical
+for an unknown code and a known code from another number. Limits (attempts, re-prompts) live in
+the state, so timeouts are events and tests never sleep.
+
+Recogniser confidence is used: when the alternatives disagree on a digit or a digit's score is
+low, the box asks again only for the uncertain group, or says it is not sure when reading back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Protocol
+
+from assistant.dialog import (
+    Action,
+    CallStarted,
+    Digits,
+    EndCall,
+    Event,
+    Heard,
+    HungUp,
+    IssuePassword,
+    Keypad,
+    Listen,
+    Lookup,
+    LookupResult,
+    NoInput,
+    Outcome,
+    PasswordIssued,
+    Say,
+)
+from assistant.ports import Hypothesis, ListenMode, Recognition
+from assistant.settings import DialogSettings
+
+
+class YesNoLike(Protocol):
+    @property
+    def value(self) -> str: ...
+
+
+class DigitReadingLike(Protocol):
+    @property
+    def digits(self) -> str: ...
+
+    @property
+    def restart(self) -> bool: ...
+
+    @property
+    def usable(self) -> bool: ...
+
+
+class Reader(Protocol):
+    """What the dialog needs from the number reader (:class:`assistant.numbers.NumberReader`)."""
+
+    def read_digits(self, text: str) -> DigitReadingLike: ...
+
+    def keypad_digits(self, keys: str) -> DigitReadingLike: ...
+
+    def read_yesno(self, text: str) -> YesNoLike | None: ...
+
+    def keypad_yesno(self, keys: str) -> YesNoLike | None: ...
+
+
+class Phase(str, Enum):
+    START = "start"
+    COLLECT = "collect"  # collecting the code's digits
+    REPAIR = "repair"  # asking again for one uncertain group
+    CONFIRM = "confirm"  # read back, waiting for yes/no
+    VERIFY = "verify"  # waiting for the lookup
+    ISSUE = "issue"  # waiting for the new password
+    OFFER_REPEAT = "offer_repeat"  # password read twice; one more on request
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class ResetState:
+    phase: Phase = Phase.START
+    call_id: str = ""
+    caller: str | None = None
+    digits: str = field(default="", repr=False)  # collected so far in this attempt
+    unsure: frozenset[int] = frozenset()  # positions of digits the recogniser was unsure of
+    candidate: str = field(default="", repr=False)  # the code being confirmed
+    repair_group: int = -1  # index of the group asked again (REPAIR)
+    confirmed: str = field(default="", repr=False)  # the code the caller confirmed
+    attempts: int = 0  # code attempts started
+    silences: int = 0  # consecutive no-inputs at the current question
+    unclear: int = 0  # consecutive unclear yes/no answers
+    unusable: int = 0  # consecutive turns with nothing usable
+    password: str = field(default="", repr=False)
+    outcome: Outcome | None = None
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """Digits heard in one turn, with the positions (within ``digits``) that are uncertain."""
+
+    digits: str
+    restart: bool
+    usable: bool
+    unsure: frozenset[int] = frozenset()
+
+
+Result = tuple[ResetState, tuple[Action, ...]]
+Handler = Callable[[ResetState, Event], Result]
+
+
+class ResetDialog:
+    """The conversation definition. ``reader`` is the number reader; both are immutable."""
+
+    def __init__(self, reader: Reader, settings: DialogSettings | None = None) -> None:
+        self.reader = reader
+        self.settings = settings or DialogSettings()
+        s = self
+        # Every phase names its handler for every event type: the graph test checks it.
+        self.table: dict[Phase, dict[type, Handler]] = {
+            Phase.START: {
+                CallStarted: s._start,
+                Heard: s._ignore,
+                Keypad: s._ignore,
+                NoInput: s._ignore,
+                HungUp: s._hung_up,
+                LookupResult: s._ignore,
+                PasswordIssued: s._ignore,
+            },
+            Phase.COLLECT: {
+                CallStarted: s._ignore,
+                Heard: s._collect_heard,
+                Keypad: s._collect_keys,
+                NoInput: s._collect_silence,
+                HungUp: s._hung_up,
+                LookupResult: s._ignore,
+                PasswordIssued: s._ignore,
+            },
+            Phase.REPAIR: {
+                CallStarted: s._ignore,
+                Heard: s._repair_heard,
+                Keypad: s._repair_keys,
+                NoInput: s._repair_silence,
+                HungUp: s._hung_up,
+                LookupResult: s._ignore,
+                PasswordIssued: s._ignore,
+            },
+            Phase.CONFIRM: {
+                CallStarted: s._ignore,
+                Heard: s._confirm_heard,
+                Keypad: s._confirm_keys,
+                NoInput: s._confirm_silence,
+                HungUp: s._hung_up,
+                LookupResult: s._ignore,
+                PasswordIssued: s._ignore,
+            },
+            Phase.VERIFY: {
+                CallStarted: s._ignore,
+                Heard: s._ignore,
+                Keypad: s._ignore,
+                NoInput: s._ignore,
+                HungUp: s._hung_up,
+                LookupResult: s._verified,
+                PasswordIssued: s._ignore,
+            },
+            Phase.ISSUE: {
+                CallStarted: s._ignore,
+                Heard: s._ignore,
+                Keypad: s._ignore,
+                NoInput: s._ignore,
+                HungUp: s._hung_up,
+                LookupResult: s._verified,
+                PasswordIssued: s._issued,
+            },
+            Phase.OFFER_REPEAT: {
+                CallStarted: s._ignore,
+                Heard: s._offer_heard,
+                Keypad: s._offer_keys,
+                NoInput: s._offer_silence,
+                HungUp: s._hung_up,
+                LookupResult: s._ignore,
+                PasswordIssued: s._ignore,
+            },
+            Phase.DONE: {
+                CallStarted: s._ignore,
+                Heard: s._ignore,
+                Keypad: s._ignore,
+                NoInput: s._ignore,
+                HungUp: s._ignore,
+                LookupResult: s._ignore,
+                PasswordIssued: s._ignore,
+            },
+        }
+
+    # -- the Dialog protocol ----------------------------------------------------------------
+
+    def initial(self) -> ResetState:
+        return ResetState()
+
+    def is_final(self, state: ResetState) -> bool:
+        return state.phase is Phase.DONE
+
+    def step(self, state: ResetState, event: Event) -> Result:
+        handler = self.table[state.phase][type(event)]
+        return handler(state, event)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @property
+    def _n(self) -> int:
+        return self.settings.code_length
+
+    def _code(self, code: str) -> Digits:
+        return Digits(code, self.settings.code_groups)
+
+    def _groups(self) -> list[tuple[int, int]]:
+        """(start, end) of each read-back group."""
+        out, start = [], 0
+        for size in self.settings.code_groups:
+            out.append((start, start + size))
+            start += size
+        return out
+
+    def _end(self, state: ResetState, outcome: Outcome, *says: Say) -> Result:
+        # A finished call keeps who called, its outcome and its counters, nothing secret.
+        done = ResetState(
+            phase=Phase.DONE,
+            call_id=state.call_id,
+            caller=state.caller,
+            attempts=state.attempts,
+            outcome=outcome,
+        )
+        return done, (*says, EndCall(outcome))
+
+    def _ignore(self, state: ResetState, _event: Event) -> Result:
+        return state, ()
+
+    def _hung_up(self, state: ResetState, _event: Event) -> Result:
+        issued = state.outcome is Outcome.PASSWORD_ISSUED
+        return self._end(state, Outcome.PASSWORD_ISSUED if issued else Outcome.HUNG_UP)
+
+    def _give_up(self, state: ResetState, first: str) -> Result:
+        return self._end(state, Outcome.GAVE_UP, Say(first), Say("other_ways"), Say("goodbye"))
+
+    def _ask_for_code(self, state: ResetState, *lead: Say) -> Result:
+        """Ask for (the rest of) the code and listen for digits."""
+        remaining = self._n - len(state.digits)
+        if state.digits:
+            ask = Say("heard_partial", {"count": len(state.digits), "remaining": remaining})
+        else:
+            ask = Say("ask_code")
+        new = replace(state, phase=Phase.COLLECT)
+        return new, (*lead, ask, Listen.digits(remaining))
+
+    def _failed_attempt(self, state: ResetState, *lead: Say) -> Result:
+        if state.attempts >= self.settings.max_attempts:
+            return self._end(
+                state,
+                Outcome.GAVE_UP,
+                *lead,
+                Say("too_many_attempts"),
+                Say("other_ways"),
+                Say("goodbye"),
+            )
+        new = replace(
+            state,
+            phase=Phase.COLLECT,
+            attempts=state.attempts + 1,
+            digits="",
+            unsure=frozenset(),
+            candidate="",
+            repair_group=-1,
+            silences=0,
+            unclear=0,
+            unusable=0,
+        )
+        return new, (*lead, Say("ask_code_again"), Listen.digits(self._n))
+
+    # -- reading caller input -------------------------------------------------------------------
+
+    def _read_recognition(self, recognition: Recognition) -> _Reading:
+        """Digits from the best usable hypothesis; positions where alternatives of the same
+        length disagree, or whose word confidence is low, are marked unsure."""
+        readings = [(h, self.reader.read_digits(h.text)) for h in recognition.hypotheses]
+        usable = [(h, r) for h, r in readings if r.usable]
+        if not usable:
+            return _Reading("", False, False)
+        best_h, best = usable[0]
+        unsure: set[int] = set()
+        for _h, other in usable[1:]:
+            if other.restart == best.restart and len(other.digits) == len(best.digits):
+                unsure |= {i for i, (a, b) in enumerate(zip(best.digits, other.digits)) if a != b}
+        unsure |= self._low_confidence_positions(best_h, best.digits)
+        return _Reading(best.digits, best.restart, True, frozenset(unsure))
+
+    def _low_confidence_positions(self, hyp: Hypothesis, digits: str) -> set[int]:
+        low = self.settings.low_confidence
+        words = hyp.text.split()
+        if hyp.word_confidences and len(hyp.word_confidences) == len(words):
+            # One word per digit (a digit-by-digit reading): word scores map onto digits.
+            if len(words) == len(digits):
+                return {i for i, c in enumerate(hyp.word_confidences) if c < low}
+            if min(hyp.word_confidences) < low:
+                return set(range(len(digits)))
+        elif hyp.confidence is not None and hyp.confidence < low:
+            return set(range(len(digits)))
+        return set()
+
+    def interpret(self, mode: ListenMode, event: Event) -> dict[str, str | None]:
+        """How a turn is heard in ``mode``, exactly as the dialog reads it (for reports and the
+        ``hear`` command): ``{"digits": ...}`` or ``{"answer": "yes"|"no"|None}``."""
+        if isinstance(event, Heard):
+            if mode is ListenMode.DIGITS:
+                r = self._read_recognition(event.recognition)
+                return {"digits": r.digits if r.usable else None}
+            answer = self.reader.read_yesno(event.recognition.text)
+            return {"answer": None if answer is None else answer.value}
+        if isinstance(event, Keypad):
+            if mode is ListenMode.DIGITS:
+                k = self._keys_reading(event.keys)
+                return {"digits": k.digits if k.usable else None}
+            answer = self.reader.keypad_yesno(event.keys)
+            return {"answer": None if answer is None else answer.value}
+        return {"digits": None} if mode is ListenMode.DIGITS else {"answer": None}
+
+    def _keys_reading(self, keys: str) -> _Reading:
+        r = self.reader.keypad_digits(keys)
+        return _Reading(r.digits, r.restart, r.usable)
+
+    # -- START ----------------------------------------------------------------------------------
+
+    def _start(self, state: ResetState, event: Event) -> Result:
+        assert isinstance(event, CallStarted)
+        state = replace(state, call_id=event.call_id, caller=event.caller or None)
+        if not state.caller:
+            return self._end(state, Outcome.NO_CALLER_ID, Say("greeting"), Say("no_caller_id"),
+                             Say("other_ways"), Say("goodbye"))
+        state = replace(state, attempts=1)
+        return self._ask_for_code(state, Say("greeting"))
+
+    # -- COLLECT --------------------------------------------------------------------------------
+
+    def _collect_heard(self, state: ResetState, event: Event) -> Result:
+        assert isinstance(event, Heard)
+        return self._collect(state, self._read_recognition(event.recognition))
+
+    def _collect_keys(self, state: ResetState, event: Event) -> Result:
+        assert isinstance(event, Keypad)
+        return self._collect(state, self._keys_reading(event.keys))
+
+    def _collect(self, state: ResetState, reading: _Reading) -> Result:
+        state = replace(state, silences=0)
+        if not reading.usable:
+            if state.unusable >= self.settings.max_unusable:
+                return self._failed_attempt(replace(state, unusable=0), Say("not_understood"))
+            state = replace(state, unusable=state.unusable + 1)
+            return self._ask_for_code(state, Say("not_understood"))
+        state = replace(state, unusable=0)
+        if reading.restart:
+            state = replace(state, digits="", unsure=frozenset())
+            if not reading.digits:
+                return replace(state, phase=Phase.COLLECT), (Say("restart"), Listen.digits(self._n))
+        offset = len(state.digits)
+        digits = state.digits + reading.digits
+        unsure = state.unsure | {offset + i for i in reading.unsure}
+        state = replace(state, digits=digits, unsure=frozenset(unsure))
+        if len(digits) > self._n:
+            return self._failed_attempt(state, Say("too_many_digits", {"count": len(digits)}))
+        if len(digits) < self._n:
+            return self._ask_for_code(state)
+        return self._complete(state)
+
+    def _complete(self, state: ResetState) -> Result:
+        """All digits are in: ask again for one uncertain group, or read back."""
+        code = state.digits
+        state = replace(state, candidate=code, unclear=0, silences=0)
+        groups = self._groups()
+        bad = [i for i, (a, b) in enumerate(groups) if any(a <= p < b for p in state.unsure)]
+        if len(bad) == 1 and state.repair_group < 0:
+            a, b = groups[bad[0]]
+            new = replace(state, phase=Phase.REPAIR, repair_group=bad[0])
+            say = Say("ask_group", {"ordinal": bad[0] + 1, "count": b - a})
+            return new, (say, Listen.digits(b - a))
+        prompt = "read_back_unsure" if bad else "read_back"
+        new = replace(state, phase=Phase.CONFIRM)
+        return new, (Say(prompt, {"code": self._code(code)}), Listen.yesno())
+
+    def _collect_silence(self, state: ResetState, _event: Event) -> Result:
+        if state.silences >= self.settings.max_reprompts:
+            return self._give_up(state, "gave_up")
+        state = replace(state, silences=state.silences + 1)
+        return self._ask_for_code(state, Say("no_input"))
+
+    # -- REPAIR (one uncertain group asked again) ---------------------------------------------
+
+    def _repair_heard(self, state: ResetState, event: Event) -> Result:
+        assert isinstance(event, Heard)
+        return self._repair(state, self._read_recognition(event.recognition))
+
+    def _repair_keys(self, state: ResetState, event: Event) -> Result:
+        assert isinstance(event, Keypad)
+        return self._repair(state, self._keys_reading(event.keys))
+
+    def _repair(self, state: ResetState, reading: _Reading) -> Result:
+        a, b = self._groups()[state.repair_group]
+        if reading.usable and not reading.restart and len(reading.digits) == b - a:
+            code = state.candidate[:a] + reading.digits + state.candidate[b:]
+            unsure = {p for p in state.unsure if not a <= p < b} | {a + i for i in reading.unsure}
+            state = replace(state, digits=code, unsure=frozenset(unsure))
+            return self._complete(state)
+        if reading.usable and len(reading.digits) == self._n:
+            state = replace(state, digits=reading.digits, unsure=reading.unsure)
+            return self._complete(state)
+        # Not the group: read back what we have, saying we are not sure; the caller decides.
+        new = replace(state, phase=Phase.CONFIRM, unclear=0)
+        return new, (Say("read_back_unsure", {"code": self._code(state.candidate)}), Listen.yesno())
+
+    def _repair_silence(self, state: ResetState, _event: Event) -> Result:
+        new = replace(state, phase=Phase.CONFIRM, silences=1, unclear=0)
+        say = Say("read_back_unsure", {"code": self._code(state.candidate)})
+        return new, (Say("no_input"), say, Listen.yesno())
+
+    # -- CONFIRM --------------------------------------------------------------------------------
+
+    def _confirm_heard(self, state: ResetState, event: Event) -> Result:
+        assert isinstance(event, Heard)
+        # A whole code read again instead of yes/no is a correction: read it back afresh.
+        reading = self._read_recognition(event.recognition)
+        if reading.usable and not reading.restart and len(reading.digits) == self._n:
+            fresh = replace(state, digits=reading.digits, unsure=reading.unsure, repair_group=-1)
+            return self._complete(fresh)
+        text = event.recognition.text
+        answer = self.reader.read_yesno(text) if text else None
+        return self._confirm(state, None if answer is None else answer.value)
+
+    def _confirm_keys(self, state: ResetState, event: Event) -> Result:
+        assert isinstance(event, Keypad)
+        reading = self._keys_reading(event.keys)
+        if reading.usable and not reading.restart and len(reading.digits) == self._n:
+            fresh = replace(state, digits=reading.digits, unsure=frozenset(), repair_group=-1)
+            return self._complete(fresh)
+        answer = self.reader.keypad_yesno(event.keys)
+        return self._confirm(state, None if answer is None else answer.value)
+
+    def _confirm(self, state: ResetState, answer: str | None) -> Result:
+        state = replace(state, silences=0)
+        if answer == "yes":
+            confirmed = state.candidate  # exactly the code that was read back
+            new = replace(state, phase=Phase.VERIFY, confirmed=confirmed)
+            assert new.caller is not None
+            return new, (Lookup(new.caller, confirmed),)
+        if answer == "no":
+            return self._failed_attempt(state)
+        if state.unclear >= self.settings.max_unclear:
+            return self._failed_attempt(state)
+        new = replace(state, unclear=state.unclear + 1)
+        return new, (Say("confirm_unclear", {"code": self._code(state.candidate)}), Listen.yesno())
+
+    def _confirm_silence(self, state: ResetState, _event: Event) -> Result:
+        if state.silences >= self.settings.max_reprompts:
+            return self._give_up(state, "gave_up")
+        new = replace(state, silences=state.silences + 1)
+        say = Say("confirm_unclear", {"code": self._code(state.candidate)})
+        return new, (Say("no_input"), say, Listen.yesno())
+
+    # -- VERIFY / ISSUE -------------------------------------------------------------------------
+
+    def _verified(self, state: ResetState, event: Event) -> Result:
+        assert isinstance(event, LookupResult)
+        if not event.matched:
+            return self._end(state, Outcome.MISMATCH, Say("mismatch"), Say("goodbye"))
+        assert state.caller is not None
+        return replace(state, phase=Phase.ISSUE), (IssuePassword(state.caller, state.confirmed),)
+
+    def _password(self, state: ResetState, prompt: str) -> Say:
+        digits = Digits(state.password, self.settings.password_groups, secret=True)
+        return Say(prompt, {"password": digits})
+
+    def _issued(self, state: ResetState, event: Event) -> Result:
+        assert isinstance(event, PasswordIssued)
+        new = replace(
+            state,
+            phase=Phase.OFFER_REPEAT,
+            password=event.password,
+            outcome=Outcome.PASSWORD_ISSUED,
+            silences=0,
+        )
+        return new, (
+            self._password(new, "password"),
+            self._password(new, "password_repeat"),
+            Say("change_reminder"),
+            Say("offer_repeat"),
+            Listen.yesno(),
+        )
+
+    # -- OFFER_REPEAT ---------------------------------------------------------------------------
+
+    def _offer_heard(self, state: ResetState, event: Event) -> Result:
+        assert isinstance(event, Heard)
+        answer = self.reader.read_yesno(event.recognition.text)
+        return self._offer(state, answer is not None and answer.value == "yes")
+
+    def _offer_keys(self, state: ResetState, event: Event) -> Result:
+        assert isinstance(event, Keypad)
+        answer = self.reader.keypad_yesno(event.keys)
+        return self._offer(state, answer is not None and answer.value == "yes")
+
+    def _offer_silence(self, state: ResetState, _event: Event) -> Result:
+        return self._offer(state, False)
+
+    def _offer(self, state: ResetState, again: bool) -> Result:
+        says = (self._password(state, "password_repeat"),) if again else ()
+        return self._end(state, Outcome.PASSWORD_ISSUED, *says, Say("goodbye"))

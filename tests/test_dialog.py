@@ -1,0 +1,388 @@
+"""Scripted conversations through the pure transition function: whole action sequences."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.dialog import (
+    Action,
+    CallStarted,
+    Digits,
+    EndCall,
+    Event,
+    Heard,
+    HungUp,
+    IssuePassword,
+    Keypad,
+    Listen,
+    Lookup,
+    LookupResult,
+    NoInput,
+    Outcome,
+    PasswordIssued,
+    Say,
+)
+from assistant.numbers import NumberReader
+from assistant.ports import Hypothesis, Recognition
+from assistant.settings import DialogSettings
+from dialogs.reset import Phase, ResetDialog, ResetState
+
+CALLER = "0912345678"
+CODE = "0123456789"
+PW = "48150962"
+
+
+@pytest.fixture(scope="module")
+def dialog() -> ResetDialog:
+    return ResetDialog(NumberReader.load())
+
+
+def converse(dialog: ResetDialog, events: list[Event]) -> tuple[ResetState, list[Action]]:
+    state = dialog.initial()
+    actions: list[Action] = []
+    for event in events:
+        state, out = dialog.step(state, event)
+        actions.extend(out)
+    return state, actions
+
+
+def code(value: str = CODE) -> Digits:
+    return Digits(value, (4, 3, 3))
+
+
+def pw(prompt: str) -> Say:
+    return Say(prompt, {"password": Digits(PW, (4, 4), secret=True)})
+
+
+GREET = [Say("greeting"), Say("ask_code"), Listen.digits(10)]
+READ_BACK = [Say("read_back", {"code": code()}), Listen.yesno()]
+ISSUED = [
+    pw("password"),
+    pw("password_repeat"),
+    Say("change_reminder"),
+    Say("offer_repeat"),
+    Listen.yesno(),
+]
+SUCCESS_TAIL = [Lookup(CALLER, CODE), IssuePassword(CALLER, CODE), *ISSUED]
+
+
+def test_happy_path(dialog: ResetDialog) -> None:
+    state, actions = converse(
+        dialog,
+        [
+            CallStarted("c1", CALLER),
+            Heard.text("dạ mã số của tôi là không một hai ba bốn năm sáu bảy tám chín"),
+            Heard.text("đúng rồi"),
+            LookupResult(True),
+            PasswordIssued(PW),
+            Heard.text("không"),
+        ],
+    )
+    assert actions == [
+        *GREET,
+        *READ_BACK,
+        *SUCCESS_TAIL,
+        Say("goodbye"),
+        EndCall(Outcome.PASSWORD_ISSUED),
+    ]
+    assert state.phase is Phase.DONE and state.outcome is Outcome.PASSWORD_ISSUED
+    assert state.password == ""  # not kept once the call is over
+
+
+def test_one_more_repetition_on_request(dialog: ResetDialog) -> None:
+    _, actions = converse(
+        dialog,
+        [
+            CallStarted("c1", CALLER),
+            Keypad(CODE),
+            Keypad("1"),
+            LookupResult(True),
+            PasswordIssued(PW),
+            Heard.text("có"),
+        ],
+    )
+    assert actions[-3:] == [pw("password_repeat"), Say("goodbye"), EndCall(Outcome.PASSWORD_ISSUED)]
+
+
+def test_code_over_three_utterances(dialog: ResetDialog) -> None:
+    _, actions = converse(
+        dialog,
+        [
+            CallStarted("c1", CALLER),
+            Heard.text("không một hai ba"),
+            Heard.text("dạ bốn lăm sáu"),
+            Heard.text("bảy tám chín"),
+            Heard.text("đúng"),
+        ],
+    )
+    assert actions == [
+        *GREET,
+        Say("heard_partial", {"count": 4, "remaining": 6}),
+        Listen.digits(6),
+        Say("heard_partial", {"count": 7, "remaining": 3}),
+        Listen.digits(3),
+        *READ_BACK,
+        Lookup(CALLER, CODE),
+    ]
+
+
+def test_grouped_readings(dialog: ResetDialog) -> None:
+    # 01 23 45 67 89 read in pairs, with regional variants.
+    _, actions = converse(
+        dialog,
+        [
+            CallStarted("c1", CALLER),
+            Heard.text("không một, hai mươi ba, bốn mươi lăm, sáu mươi bảy, tám mươi chín"),
+            Heard.text("vâng đúng rồi"),
+        ],
+    )
+    assert actions == [*GREET, *READ_BACK, Lookup(CALLER, CODE)]
+
+
+def test_keypad_code_mixed_with_speech(dialog: ResetDialog) -> None:
+    _, actions = converse(
+        dialog,
+        [CallStarted("c1", CALLER), Keypad("01234"), Heard.text("năm sáu bảy tám chín"), Keypad("1")],
+    )
+    assert actions == [
+        *GREET,
+        Say("heard_partial", {"count": 5, "remaining": 5}),
+        Listen.digits(5),
+        *READ_BACK,
+        Lookup(CALLER, CODE),
+    ]
+
+
+def test_khong_is_zero_while_collecting_and_no_while_confirming(dialog: ResetDialog) -> None:
+    code0 = "0000000000"
+    state, actions = converse(
+        dialog,
+        [
+            CallStarted("c1", CALLER),
+            Heard.text("không không không không không"),
+            Heard.text("không không không không không"),
+            Heard.text("không"),
+        ],
+    )
+    assert actions == [
+        *GREET,
+        Say("heard_partial", {"count": 5, "remaining": 5}),
+        Listen.digits(5),
+        Say("read_back", {"code": code(code0)}),
+        Listen.yesno(),
+        Say("ask_code_again"),
+        Listen.digits(10),
+    ]
+    assert state.attempts == 2 and state.digits == ""
+
+
+def test_correction_after_wrong_read_back(dialog: ResetDialog) -> None:
+    wrong = "0123456788"
+    _, actions = converse(
+        dialog,
+        [
+            CallStarted("c1", CALLER),
+            Heard.text("không một hai ba bốn năm sáu bảy tám tám"),
+            Heard.text("sai rồi"),
+            Heard.text("không một hai ba bốn năm sáu bảy tám chín"),
+            Heard.text("đúng rồi"),
+        ],
+    )
+    assert actions == [
+        *GREET,
+        Say("read_back", {"code": code(wrong)}),
+        Listen.yesno(),
+        Say("ask_code_again"),
+        Listen.digits(10),
+        *READ_BACK,
+        Lookup(CALLER, CODE),  # only the code confirmed last reaches the lookup
+    ]
+
+
+def test_code_read_again_while_confirming_is_read_back_afresh(dialog: ResetDialog) -> None:
+    _, actions = converse(
+        dialog,
+        [
+            CallStarted("c1", CALLER),
+            Keypad("0123456788"),
+            Heard.text("không một hai ba bốn năm sáu bảy tám chín"),
+            Heard.text("đúng"),
+        ],
+    )
+    assert actions[-3:] == [*READ_BACK, Lookup(CALLER, CODE)][-3:]
+    assert [a for a in actions if isinstance(a, Lookup)] == [Lookup(CALLER, CODE)]
+
+
+@pytest.mark.parametrize("known_code", [CODE, "9999999999"])
+def test_mismatch_is_the_same_for_unknown_and_known_code(
+    dialog: ResetDialog, known_code: str
+) -> None:
+    # The dialog cannot tell the two cases apart: the store answers only matched / not matched.
+    _, actions = converse(
+        dialog, [CallStarted("c1", CALLER), Keypad(known_code), Keypad("1"), LookupResult(False)]
+    )
+    assert actions[-4:] == [
+        Lookup(CALLER, known_code),
+        Say("mismatch"),
+        Say("goodbye"),
+        EndCall(Outcome.MISMATCH),
+    ]
+
+
+@pytest.mark.parametrize("caller", [None, ""])
+def test_withheld_caller_number(dialog: ResetDialog, caller: str | None) -> None:
+    state, actions = converse(dialog, [CallStarted("c1", caller)])
+    assert actions == [
+        Say("greeting"),
+        Say("no_caller_id"),
+        Say("other_ways"),
+        Say("goodbye"),
+        EndCall(Outcome.NO_CALLER_ID),
+    ]
+    assert dialog.is_final(state)
+
+
+def test_silence_three_times(dialog: ResetDialog) -> None:
+    _, actions = converse(dialog, [CallStarted("c1", CALLER), NoInput(), NoInput(), NoInput()])
+    assert actions == [
+        *GREET,
+        Say("no_input"),
+        Say("ask_code"),
+        Listen.digits(10),
+        Say("no_input"),
+        Say("ask_code"),
+        Listen.digits(10),
+        Say("gave_up"),
+        Say("other_ways"),
+        Say("goodbye"),
+        EndCall(Outcome.GAVE_UP),
+    ]
+
+
+def test_silence_never_confirms(dialog: ResetDialog) -> None:
+    state, actions = converse(
+        dialog, [CallStarted("c1", CALLER), Keypad(CODE), NoInput(), NoInput(), NoInput()]
+    )
+    assert not any(isinstance(a, Lookup) for a in actions)
+    assert actions[-1] == EndCall(Outcome.GAVE_UP)
+
+
+def test_unclear_answers_never_confirm(dialog: ResetDialog) -> None:
+    events: list[Event] = [CallStarted("c1", CALLER)]
+    for _ in range(3):
+        events += [Keypad(CODE)] + [Heard.text("ờ để tôi xem")] * 3
+    state, actions = converse(dialog, events)
+    assert not any(isinstance(a, Lookup) for a in actions)
+    assert actions.count(Say("confirm_unclear", {"code": code()})) == 6
+    assert actions[-1] == EndCall(Outcome.GAVE_UP)
+
+
+def test_contradictory_answer_is_unclear(dialog: ResetDialog) -> None:
+    _, actions = converse(dialog, [CallStarted("c1", CALLER), Keypad(CODE), Heard.text("đúng sai")])
+    assert actions[-2:] == [Say("confirm_unclear", {"code": code()}), Listen.yesno()]
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        [HungUp()],
+        [CallStarted("c1", CALLER), HungUp()],
+        [CallStarted("c1", CALLER), Heard.text("không một hai"), HungUp()],
+        [CallStarted("c1", CALLER), Keypad(CODE), HungUp()],
+        [CallStarted("c1", CALLER), Keypad(CODE), Keypad("1"), HungUp()],
+    ],
+)
+def test_hang_up_mid_flow(dialog: ResetDialog, events: list[Event]) -> None:
+    state, actions = converse(dialog, events)
+    assert actions[-1] == EndCall(Outcome.HUNG_UP)
+    assert dialog.is_final(state)
+    after, more = dialog.step(state, HungUp())  # a second hang-up changes nothing
+    assert (after, more) == (state, ())
+
+
+def test_hang_up_after_password_stays_issued(dialog: ResetDialog) -> None:
+    state, actions = converse(
+        dialog,
+        [CallStarted("c1", CALLER), Keypad(CODE), Keypad("1"), LookupResult(True),
+         PasswordIssued(PW), HungUp()],
+    )
+    assert actions[-1] == EndCall(Outcome.PASSWORD_ISSUED)
+    assert state.outcome is Outcome.PASSWORD_ISSUED
+
+
+def test_three_failed_attempts(dialog: ResetDialog) -> None:
+    events: list[Event] = [CallStarted("c1", CALLER)]
+    events += [Keypad(CODE), Heard.text("không phải")] * 3
+    state, actions = converse(dialog, events)
+    assert actions.count(Say("ask_code_again")) == 2
+    assert actions[-4:] == [
+        Say("too_many_attempts"),
+        Say("other_ways"),
+        Say("goodbye"),
+        EndCall(Outcome.GAVE_UP),
+    ]
+    assert state.attempts == 3
+    assert not any(isinstance(a, Lookup) for a in actions)
+
+
+def test_too_many_digits_asks_to_read_again(dialog: ResetDialog) -> None:
+    _, actions = converse(dialog, [CallStarted("c1", CALLER), Keypad("012345678901")])
+    assert actions[-3:] == [
+        Say("too_many_digits", {"count": 12}),
+        Say("ask_code_again"),
+        Listen.digits(10),
+    ]
+
+
+def test_nothing_usable_asks_to_read_again(dialog: ResetDialog) -> None:
+    _, actions = converse(dialog, [CallStarted("c1", CALLER), Heard.text("xin chào cảm ơn")])
+    assert actions[-3:] == [Say("not_understood"), Say("ask_code"), Listen.digits(10)]
+
+
+def test_caller_can_start_again(dialog: ResetDialog) -> None:
+    state, actions = converse(
+        dialog,
+        [CallStarted("c1", CALLER), Heard.text("không một hai"), Heard.text("đọc lại từ đầu")],
+    )
+    assert actions[-2:] == [Say("restart"), Listen.digits(10)]
+    assert state.digits == ""
+    _, actions = converse(
+        dialog, [CallStarted("c1", CALLER), Keypad("012"), Keypad("*0123456789")]
+    )
+    assert actions[-2:] == READ_BACK
+
+
+def test_uncertain_group_is_asked_again(dialog: ResetDialog) -> None:
+    words = "không một hai ba bốn năm sáu bảy tám chín"
+    unsure = Recognition((Hypothesis(words, 0.55), Hypothesis(words.replace("sáu", "sau ba"), 0.3),
+                          Hypothesis(words.replace("năm", "lăm").replace("sáu", "hai"), 0.15)))
+    state, actions = converse(dialog, [CallStarted("c1", CALLER), Heard(unsure)])
+    assert actions[-2:] == [Say("ask_group", {"ordinal": 2, "count": 3}), Listen.digits(3)]
+    assert state.phase is Phase.REPAIR
+    state, more = dialog.step(state, Heard.text("bốn năm sáu"))
+    assert more == (*READ_BACK,)
+    state, more = dialog.step(state, Heard.text("đúng rồi"))
+    assert more == (Lookup(CALLER, CODE),)
+
+
+def test_low_word_confidence_over_several_groups_is_read_back_as_unsure(dialog: ResetDialog) -> None:
+    words = "không một hai ba bốn năm sáu bảy tám chín"
+    conf = (0.9, 0.3, 0.9, 0.9, 0.9, 0.9, 0.9, 0.2, 0.9, 0.9)
+    heard = Heard(Recognition((Hypothesis(words, 0.5, conf),)))
+    _, actions = converse(dialog, [CallStarted("c1", CALLER), heard])
+    assert actions[-2:] == [Say("read_back_unsure", {"code": code()}), Listen.yesno()]
+
+
+def test_settings_change_the_limits() -> None:
+    dialog = ResetDialog(NumberReader.load(), DialogSettings(max_attempts=1))
+    _, actions = converse(dialog, [CallStarted("c1", CALLER), Keypad(CODE), Keypad("2")])
+    assert actions[-1] == EndCall(Outcome.GAVE_UP)
+
+
+def test_interpret_follows_the_mode(dialog: ResetDialog) -> None:
+    from assistant.ports import ListenMode
+
+    heard = Heard.text("không")
+    assert dialog.interpret(ListenMode.DIGITS, heard) == {"digits": "0"}
+    assert dialog.interpret(ListenMode.YESNO, heard) == {"answer": "no"}
+    assert dialog.interpret(ListenMode.YESNO, Keypad("1")) == {"answer": "yes"}
