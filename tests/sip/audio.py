@@ -1,0 +1,126 @@
+"""Test signals and checks: WAV files (PCM and mu-law), tones, correlation, pitch."""
+
+from __future__ import annotations
+
+import struct
+import wave
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+RATE = 8000
+I16 = npt.NDArray[np.int16]
+
+
+def tone(freq: float, seconds: float, *, amplitude: float = 0.4, rate: int = RATE) -> I16:
+    t = np.arange(int(seconds * rate)) / rate
+    return (np.sin(2 * np.pi * freq * t) * amplitude * 32767).astype(np.int16)
+
+
+def noise(seconds: float, *, seed: int, amplitude: float = 0.3, rate: int = RATE) -> I16:
+    """Seeded white noise: correlates sharply, so it pins down alignment."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, int(seconds * rate)) * amplitude * 32767
+    return x.astype(np.int16)
+
+
+def silence(seconds: float, *, rate: int = RATE) -> I16:
+    return np.zeros(int(seconds * rate), dtype=np.int16)
+
+
+def write_wav(path: Path, samples: I16, *, rate: int = RATE) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.astype("<i2").tobytes())
+    return path
+
+
+def read_wav(path: Path) -> tuple[I16, int]:
+    """A 16-bit PCM WAV, tolerating a data size the writer never updated (a dump read
+    while, or right after, its writer closed it): the bytes present are what counts."""
+    raw = path.read_bytes()
+    if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
+        raise ValueError(f"{path}: not a WAV file")
+    pos, fmt, data = 12, None, None
+    while pos + 8 <= len(raw):
+        cid, size = raw[pos : pos + 4], struct.unpack("<I", raw[pos + 4 : pos + 8])[0]
+        body = raw[pos + 8 : pos + 8 + size]
+        if cid == b"fmt ":
+            fmt = struct.unpack("<HHIIHH", body[:16])
+        elif cid == b"data":
+            data = raw[pos + 8 :] if size in (0, 0xFFFFFFFF) or size > len(body) else body
+            break
+        pos += 8 + size + (size & 1)
+    if fmt is None or data is None or fmt[0] != 1 or fmt[5] != 16:
+        raise ValueError(f"{path}: not a 16-bit PCM WAV")
+    channels, rate = fmt[1], fmt[2]
+    samples = np.frombuffer(data[: len(data) - len(data) % (2 * channels)], dtype="<i2")
+    return samples[::channels].astype(np.int16), int(rate)
+
+
+def ulaw_encode(samples: I16) -> bytes:
+    """G.711 mu-law, as the reference encoder (Sun's g711.c ``linear2ulaw``) does it."""
+    seg_end = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF])
+    x = samples.astype(np.int32) >> 2
+    mask = np.where(x < 0, 0x7F, 0xFF)
+    mag = np.minimum(np.abs(x), 8159) + 0x21
+    seg = np.searchsorted(seg_end, mag, side="left")
+    code = np.where(seg >= 8, 0x7F, (seg << 4) | ((mag >> (seg + 1)) & 0x0F))
+    return ((code ^ mask) & 0xFF).astype(np.uint8).tobytes()
+
+
+def write_ulaw_wav(path: Path, samples: I16, *, rate: int = RATE) -> Path:
+    """A WAVE_FORMAT_MULAW file (sipp's rtp_stream sends it as PCMU)."""
+    data = ulaw_encode(samples)
+    fmt = struct.pack("<HHIIHHH", 7, 1, rate, rate, 1, 8, 0)
+    fact = struct.pack("<I", len(data))
+    body = (
+        b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"fact"
+        + struct.pack("<I", len(fact))
+        + fact
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def best_ncc(reference: I16, recording: I16) -> float:
+    """Highest normalised cross-correlation of ``reference`` against any window of
+    ``recording`` (FFT lag search). 1.0 is a perfect copy; G.711 gives ~0.999."""
+    ref = reference.astype(np.float64)
+    rec = recording.astype(np.float64)
+    if len(rec) < len(ref) or not np.any(ref):
+        return 0.0
+    n = len(ref)
+    size = 1 << int(np.ceil(np.log2(len(rec) + n)))
+    corr = np.fft.irfft(np.fft.rfft(rec, size) * np.conj(np.fft.rfft(ref, size)), size)
+    corr = corr[: len(rec) - n + 1]
+    csum = np.concatenate(([0.0], np.cumsum(rec * rec)))
+    energy = csum[n:] - csum[:-n]
+    denom = np.sqrt(np.maximum(energy, 1e-9) * float(np.dot(ref, ref)))
+    return float(np.max(corr / denom))
+
+
+def dominant_frequency(samples: I16, *, rate: int = RATE) -> float:
+    x = samples.astype(np.float64)
+    if not np.any(x):
+        return 0.0
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.argmax(spectrum) * rate / len(x))
+
+
+def loud_part(samples: I16, *, threshold: float = 1000.0, frame: int = 160) -> I16:
+    """The frames whose RMS exceeds ``threshold`` (concatenated)."""
+    usable = len(samples) - len(samples) % frame
+    frames = samples[:usable].reshape(-1, frame).astype(np.float64)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    return samples[:usable].reshape(-1, frame)[rms > threshold].reshape(-1).astype(np.int16)
