@@ -90,12 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     demo = sub.add_parser("demo", help="create demo accounts and play a scripted demo call")
-    demo.add_argument("--db", default=default_db_url(), help="SQLAlchemy URL (default: %(default)s)")
+    demo.add_argument(
+        "--db", default=default_db_url(), help="SQLAlchemy URL (default: %(default)s)"
+    )
     demo.add_argument("--caller", default=DEMO_CALLER, help="demo caller number")
     demo.set_defaults(func=cmd_demo)
 
     chat = sub.add_parser("chat", help="the whole conversation typed in the terminal")
-    chat.add_argument("--db", default=default_db_url(), help="SQLAlchemy URL (default: %(default)s)")
+    chat.add_argument(
+        "--db", default=default_db_url(), help="SQLAlchemy URL (default: %(default)s)"
+    )
     chat.add_argument("--caller", help="the caller's phone number (omit: withheld number)")
     chat.set_defaults(func=cmd_chat)
 

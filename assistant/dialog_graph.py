@@ -85,7 +85,11 @@ def stalls(dialog: Dialog[Any], graph: Graph) -> list[tuple[Hashable, str]]:
     waits = (Listen, Lookup, IssuePassword)
     for src, label, dst, actions in graph.edges:
         if dst == src or dialog.is_final(dst):
-            if dialog.is_final(dst) and src != dst and not any(isinstance(a, EndCall) for a in actions):
+            if (
+                dialog.is_final(dst)
+                and src != dst
+                and not any(isinstance(a, EndCall) for a in actions)
+            ):
                 bad.append((src, label))
             continue
         if not actions or not isinstance(actions[-1], waits):

@@ -29,7 +29,9 @@ class SpeechSettings:
 
     def __post_init__(self) -> None:
         if self.asr not in ASR_ENGINES:
-            raise ConfigError(f"unknown recogniser {self.asr!r}; choose one of {', '.join(ASR_ENGINES)}")
+            raise ConfigError(
+                f"unknown recogniser {self.asr!r}; choose one of {', '.join(ASR_ENGINES)}"
+            )
         if self.asr_model is not None and self.asr != "vosk":
             raise ConfigError("--asr-model is only used by the vosk recogniser")
         if not 1 <= self.asr_threads <= 16:

@@ -238,7 +238,7 @@ def run_mic_with(
 def run_mic(args: argparse.Namespace, speech: SpeechSettings) -> dict[str, Any]:
     """The ``mic`` command. ``--list-devices``: the device table on stderr, and the devices as
     data in the result (stdout stays one JSON object)."""
-    from assistant.adapters.audio_sounddevice import (  # noqa: PLC0415 - needs PortAudio
+    from assistant.adapters.audio_sounddevice import (
         SoundDeviceMedia,
         list_devices,
         load_sounddevice,

@@ -30,7 +30,9 @@ def data_dir() -> Path:
 def data_file(name: str) -> Path:
     path = data_dir() / name
     if not path.is_file():
-        raise DataFileError(f"data file {name!r} is missing from {path.parent}", code="data_missing")
+        raise DataFileError(
+            f"data file {name!r} is missing from {path.parent}", code="data_missing"
+        )
     return path
 
 

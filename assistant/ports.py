@@ -8,7 +8,7 @@ constructors. Nothing here imports an engine.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 import numpy as np
@@ -44,7 +44,7 @@ class Audio:
 # --------------------------------------------------------------------------------------------
 
 
-class ListenMode(str, Enum):
+class ListenMode(StrEnum):
     """How a dialog state listens: the recogniser and the number reader both use it."""
 
     DIGITS = "digits"
@@ -142,7 +142,7 @@ class Synthesizer(Protocol):
 # --------------------------------------------------------------------------------------------
 
 
-class CallerSource(str, Enum):
+class CallerSource(StrEnum):
     """Where the caller number came from (recorded in the audit trail)."""
 
     PAI = "p-asserted-identity"  # from a trusted peer

@@ -100,7 +100,9 @@ class Prompts:
         try:
             template = self.templates[say.prompt]
         except KeyError:
-            raise DataFileError(f"unknown prompt id {say.prompt!r}", code="prompt_unknown") from None
+            raise DataFileError(
+                f"unknown prompt id {say.prompt!r}", code="prompt_unknown"
+            ) from None
         out: list[Segment] = []
         for literal, name, _spec, _conv in string.Formatter().parse(template):
             if literal:
@@ -123,7 +125,9 @@ class Prompts:
 
     def spoken_digits(self, segment: DigitSegment) -> str:
         """Digit words, comma between digits and a full stop between groups: "bốn, bảy. hai"."""
-        groups = group_digits(segment.digits, segment.groups) if segment.groups else [segment.digits]
+        groups = (
+            group_digits(segment.digits, segment.groups) if segment.groups else [segment.digits]
+        )
         return ". ".join(", ".join(self.digit_words[d] for d in g) for g in groups if g)
 
     def text(self, say: Say, *, reveal: bool = True) -> str:

@@ -59,8 +59,9 @@ def replay_call(
             runtime.summary.add_stage(name, seconds)
 
         channel = ReplayChannel(turns, session, voice, stage=stage)
-        runtime = CallRuntime(dialog, store, channel, prompts, caller=caller,
-                              reveal_password=request.reveal_password)
+        runtime = CallRuntime(
+            dialog, store, channel, prompts, caller=caller, reveal_password=request.reveal_password
+        )
         summary = runtime.run()
     finally:
         session.close()
@@ -104,9 +105,12 @@ def hear_files(
     dialog = ResetDialog(NumberReader.load())
     try:
         session = recognizer.open_session()
-        for path, audio in zip(paths, audios):
-            if audio.rate != recognizer.sample_rate:
-                audio = resample_audio(audio, recognizer.sample_rate)
+        for path, loaded in zip(paths, audios, strict=True):
+            audio = (
+                loaded
+                if loaded.rate == recognizer.sample_rate
+                else resample_audio(loaded, recognizer.sample_rate)
+            )
             event = recognize_turn(session, audio, spec)
             text = getattr(event, "recognition", None)
             parsed = dialog.interpret(listen_mode, event)

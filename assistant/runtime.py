@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol
 
 from assistant.dialog import (
@@ -42,7 +42,7 @@ from assistant.prompts import Prompts
 log = logging.getLogger("assistant.call")
 
 
-class SayResult(str, Enum):
+class SayResult(StrEnum):
     DONE = "done"
     INTERRUPTED = "interrupted"  # barge-in: the caller started talking or pressed a key
     HUNG_UP = "hung_up"
@@ -163,8 +163,12 @@ class CallRuntime:
         start = self.clock()
         state = self.dialog.initial()
         events: list[Event] = [CallStarted(self.call_id, self.caller.number)]
-        log.info("call %s started, caller %s (%s)", self.call_id, self.summary.caller_masked,
-                 self.summary.caller_source)
+        log.info(
+            "call %s started, caller %s (%s)",
+            self.call_id,
+            self.summary.caller_masked,
+            self.summary.caller_source,
+        )
         try:
             while events and not self.dialog.is_final(state):
                 event = events.pop(0)

@@ -71,10 +71,22 @@ class SipBox:
                 if runtime is not None:
                     runtime.summary.add_stage(name, seconds)
 
-            channel = LiveChannel(media, session, self.recognizer.sample_rate, self.voice,
-                                  settings=self.live, stage=stage)
-            runtime = CallRuntime(self.dialog, self.store, channel, self.prompts,
-                                  caller=media.caller, call_id=media.call_id)
+            channel = LiveChannel(
+                media,
+                session,
+                self.recognizer.sample_rate,
+                self.voice,
+                settings=self.live,
+                stage=stage,
+            )
+            runtime = CallRuntime(
+                self.dialog,
+                self.store,
+                channel,
+                self.prompts,
+                caller=media.caller,
+                call_id=media.call_id,
+            )
             summary = runtime.run().as_dict()
         except AssistantError as exc:
             log.error("call %s failed: %s", media.call_id, exc)
@@ -86,7 +98,8 @@ class SipBox:
         stages = summary.get("stages", {})
         summary["latency"] = {
             name: {"n": len(v), "p50": _percentile(v, 0.5), "max": max(v)}
-            for name, v in stages.items() if v
+            for name, v in stages.items()
+            if v
         }
         with self._lock:
             self._summaries[media.call_id] = summary
@@ -101,8 +114,9 @@ class SipBox:
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             path = self.log_dir / f"{call_id}.json"
-            path.write_text(json.dumps(summary, ensure_ascii=False, indent=1, default=str),
-                            encoding="utf-8")
+            path.write_text(
+                json.dumps(summary, ensure_ascii=False, indent=1, default=str), encoding="utf-8"
+            )
 
 
 def _ports(text: str) -> tuple[int, int]:

@@ -32,8 +32,12 @@ class TextChannel:
     def listen(self, listen: Listen) -> Event:
         hint = {"digits": "mã số / #phím", "yesno": "đúng / không", "free": "..."}
         if self.interactive:
-            print(f"{CALLER} [{hint[listen.spec.mode.value]}]> ", end="", file=self.outfile,
-                  flush=True)
+            print(
+                f"{CALLER} [{hint[listen.spec.mode.value]}]> ",
+                end="",
+                file=self.outfile,
+                flush=True,
+            )
         line = self.infile.readline()
         if line == "":
             if self.interactive:

@@ -15,16 +15,23 @@ PHONE_RATE = 8000
 
 
 def add_speech_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--asr", choices=ASR_ENGINES, default=DEFAULT_ASR,
-                        help="speech recogniser (default: %(default)s)")
+    parser.add_argument(
+        "--asr",
+        choices=ASR_ENGINES,
+        default=DEFAULT_ASR,
+        help="speech recogniser (default: %(default)s)",
+    )
     parser.add_argument("--asr-model", type=Path, help="model directory (vosk)")
     parser.add_argument("--asr-threads", type=int, default=1, help="recogniser threads")
 
 
 def add_voice_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tts-rate", type=int, default=160, help="speech rate, words/minute")
-    parser.add_argument("--prompt-pack", type=Path,
-                        help="folder of recorded prompts (<prompt_id>.wav, digit_0.wav ...)")
+    parser.add_argument(
+        "--prompt-pack",
+        type=Path,
+        help="folder of recorded prompts (<prompt_id>.wav, digit_0.wav ...)",
+    )
 
 
 def speech_settings(args: argparse.Namespace) -> SpeechSettings:
@@ -60,8 +67,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_hear(args: argparse.Namespace) -> int:
     from assistant.replay import hear_files
 
-    for line in hear_files([Path(p) for p in args.files], args.mode, speech_settings(args),
-                           expected=args.expected):
+    for line in hear_files(
+        [Path(p) for p in args.files], args.mode, speech_settings(args), expected=args.expected
+    ):
         print(json.dumps(line, ensure_ascii=False), flush=True)
     return 0
 
@@ -110,17 +118,28 @@ def register(sub: Any) -> None:
     add_speech_args(replay)
     add_voice_args(replay)
     replay.add_argument("--out-audio", type=Path, help="write what the box said to this WAV")
-    replay.add_argument("--out-rate", type=int, default=PHONE_RATE,
-                        help="sample rate of --out-audio (default: %(default)s, the phone line)")
-    replay.add_argument("--reveal-password", action="store_true",
-                        help="include the issued password in the JSON (testers only)")
+    replay.add_argument(
+        "--out-rate",
+        type=int,
+        default=PHONE_RATE,
+        help="sample rate of --out-audio (default: %(default)s, the phone line)",
+    )
+    replay.add_argument(
+        "--reveal-password",
+        action="store_true",
+        help="include the issued password in the JSON (testers only)",
+    )
     replay.add_argument("turns", nargs="+", metavar="TURN.wav")
     replay.set_defaults(func=cmd_replay)
 
     hear = sub.add_parser("hear", help="recognise WAV files as the dialog would in a state")
     hear.add_argument("--mode", choices=("digits", "yesno"), required=True)
-    hear.add_argument("--expected", type=int, default=10,
-                      help="digits still expected (digits mode; default: %(default)s)")
+    hear.add_argument(
+        "--expected",
+        type=int,
+        default=10,
+        help="digits still expected (digits mode; default: %(default)s)",
+    )
     add_speech_args(hear)
     hear.add_argument("files", nargs="+", metavar="FILE.wav")
     hear.set_defaults(func=cmd_hear)
@@ -147,8 +166,11 @@ def register(sub: Any) -> None:
     mic.add_argument("--output-device", help="output device name or index")
     mic.add_argument("--rate", type=int, default=16000, help="device sample rate")
     mic.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
-    mic.add_argument("--barge-in", action="store_true",
-                     help="let speech interrupt prompts (use with a headset; keys always can)")
+    mic.add_argument(
+        "--barge-in",
+        action="store_true",
+        help="let speech interrupt prompts (use with a headset; keys always can)",
+    )
     add_speech_args(mic)
     add_voice_args(mic)
     mic.set_defaults(func=cmd_mic)
@@ -158,12 +180,16 @@ def register(sub: Any) -> None:
     sip.add_argument("--db", default=default_db_url(), help="SQLAlchemy URL")
     sip.add_argument("--log-dir", type=Path, help="one JSON summary per call goes here")
     sip.add_argument("--max-calls", type=int, default=4, help="simultaneous calls; more get busy")
-    sip.add_argument("--trusted-peer", action="append", default=[], metavar="ADDR",
-                     help="peer address whose P-Asserted-Identity is trusted (repeatable)")
+    sip.add_argument(
+        "--trusted-peer",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="peer address whose P-Asserted-Identity is trusted (repeatable)",
+    )
     sip.add_argument("--rtp-ports", default="40000-40999", help="RTP port range")
     sip.add_argument("--rtp-timeout", type=int, default=15, help="seconds without RTP: hang up")
     sip.add_argument("--ready-file", type=Path, help="touch this file once listening")
     add_speech_args(sip)
     add_voice_args(sip)
     sip.set_defaults(func=cmd_sip)
-

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.audio.endpoint import (
-    EndpointSettings,
     Endpointer,
+    EndpointSettings,
     MaxSpeech,
     SpeechEnded,
     SpeechStarted,
 )
 from assistant.audio.endpoint import NoInput as EpNoInput
-from assistant.audio.resample import StreamResampler, resample_audio
+from assistant.audio.resample import StreamResampler
 from assistant.dialog import Event, Heard, HungUp, Keypad, Listen, NoInput, Outcome, Say
 from assistant.ports import (
     PCM,
@@ -68,9 +68,14 @@ def recognize_turn(
     (by the endpointer) and no words (by the recogniser) is silence: :class:`NoInput`.
     """
     settings = endpoint_settings(spec)
-    ep = Endpointer(audio.rate, EndpointSettings(
-        end_silence_s=settings.end_silence_s, no_input_s=max(audio.duration, 1.0) + 1.0,
-        max_speech_s=max(audio.duration, 1.0) + 1.0))
+    ep = Endpointer(
+        audio.rate,
+        EndpointSettings(
+            end_silence_s=settings.end_silence_s,
+            no_input_s=max(audio.duration, 1.0) + 1.0,
+            max_speech_s=max(audio.duration, 1.0) + 1.0,
+        ),
+    )
     session.begin(spec)
     spoke = False
     step = max(1, int(audio.rate * chunk_s))
@@ -174,8 +179,9 @@ class LiveChannel:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if voice.rate != media.sample_rate:
-            raise ValueError(f"voice renders at {voice.rate} Hz but the line runs at "
-                             f"{media.sample_rate} Hz")
+            raise ValueError(
+                f"voice renders at {voice.rate} Hz but the line runs at {media.sample_rate} Hz"
+            )
         self.media = media
         self.session = session
         self.asr_rate = asr_rate
@@ -327,4 +333,3 @@ class LiveChannel:
         if not self._hung_up:
             self.media.hangup()
             self._hung_up = True
-

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from assistant.dialog import (
@@ -72,7 +72,7 @@ class Reader(Protocol):
     def keypad_yesno(self, keys: str) -> YesNoLike | None: ...
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     START = "start"
     COLLECT = "collect"  # collecting the code's digits
     REPAIR = "repair"  # asking again for one uncertain group
@@ -295,7 +295,11 @@ class ResetDialog:
         unsure: set[int] = set()
         for _h, other in usable[1:]:
             if other.restart == best.restart and len(other.digits) == len(best.digits):
-                unsure |= {i for i, (a, b) in enumerate(zip(best.digits, other.digits)) if a != b}
+                unsure |= {
+                    i
+                    for i, (a, b) in enumerate(zip(best.digits, other.digits, strict=False))
+                    if a != b
+                }
         unsure |= self._low_confidence_positions(best_h, best.digits)
         return _Reading(best.digits, best.restart, True, frozenset(unsure))
 
@@ -339,8 +343,14 @@ class ResetDialog:
         assert isinstance(event, CallStarted)
         state = replace(state, call_id=event.call_id, caller=event.caller or None)
         if not state.caller:
-            return self._end(state, Outcome.NO_CALLER_ID, Say("greeting"), Say("no_caller_id"),
-                             Say("other_ways"), Say("goodbye"))
+            return self._end(
+                state,
+                Outcome.NO_CALLER_ID,
+                Say("greeting"),
+                Say("no_caller_id"),
+                Say("other_ways"),
+                Say("goodbye"),
+            )
         state = replace(state, attempts=1)
         return self._ask_for_code(state, Say("greeting"))
 

@@ -142,7 +142,12 @@ def test_grouped_readings(dialog: ResetDialog) -> None:
 def test_keypad_code_mixed_with_speech(dialog: ResetDialog) -> None:
     _, actions = converse(
         dialog,
-        [CallStarted("c1", CALLER), Keypad("01234"), Heard.text("năm sáu bảy tám chín"), Keypad("1")],
+        [
+            CallStarted("c1", CALLER),
+            Keypad("01234"),
+            Heard.text("năm sáu bảy tám chín"),
+            Keypad("1"),
+        ],
     )
     assert actions == [
         *GREET,
@@ -260,7 +265,7 @@ def test_silence_three_times(dialog: ResetDialog) -> None:
 
 
 def test_silence_never_confirms(dialog: ResetDialog) -> None:
-    state, actions = converse(
+    _state, actions = converse(
         dialog, [CallStarted("c1", CALLER), Keypad(CODE), NoInput(), NoInput(), NoInput()]
     )
     assert not any(isinstance(a, Lookup) for a in actions)
@@ -271,7 +276,7 @@ def test_unclear_answers_never_confirm(dialog: ResetDialog) -> None:
     events: list[Event] = [CallStarted("c1", CALLER)]
     for _ in range(3):
         events += [Keypad(CODE)] + [Heard.text("ờ để tôi xem")] * 3
-    state, actions = converse(dialog, events)
+    _state, actions = converse(dialog, events)
     assert not any(isinstance(a, Lookup) for a in actions)
     assert actions.count(Say("confirm_unclear", {"code": code()})) == 6
     assert actions[-1] == EndCall(Outcome.GAVE_UP)
@@ -303,8 +308,14 @@ def test_hang_up_mid_flow(dialog: ResetDialog, events: list[Event]) -> None:
 def test_hang_up_after_password_stays_issued(dialog: ResetDialog) -> None:
     state, actions = converse(
         dialog,
-        [CallStarted("c1", CALLER), Keypad(CODE), Keypad("1"), LookupResult(True),
-         PasswordIssued(PW), HungUp()],
+        [
+            CallStarted("c1", CALLER),
+            Keypad(CODE),
+            Keypad("1"),
+            LookupResult(True),
+            PasswordIssued(PW),
+            HungUp(),
+        ],
     )
     assert actions[-1] == EndCall(Outcome.PASSWORD_ISSUED)
     assert state.outcome is Outcome.PASSWORD_ISSUED
@@ -346,16 +357,19 @@ def test_caller_can_start_again(dialog: ResetDialog) -> None:
     )
     assert actions[-2:] == [Say("restart"), Listen.digits(10)]
     assert state.digits == ""
-    _, actions = converse(
-        dialog, [CallStarted("c1", CALLER), Keypad("012"), Keypad("*0123456789")]
-    )
+    _, actions = converse(dialog, [CallStarted("c1", CALLER), Keypad("012"), Keypad("*0123456789")])
     assert actions[-2:] == READ_BACK
 
 
 def test_uncertain_group_is_asked_again(dialog: ResetDialog) -> None:
     words = "không một hai ba bốn năm sáu bảy tám chín"
-    unsure = Recognition((Hypothesis(words, 0.55), Hypothesis(words.replace("sáu", "sau ba"), 0.3),
-                          Hypothesis(words.replace("năm", "lăm").replace("sáu", "hai"), 0.15)))
+    unsure = Recognition(
+        (
+            Hypothesis(words, 0.55),
+            Hypothesis(words.replace("sáu", "sau ba"), 0.3),
+            Hypothesis(words.replace("năm", "lăm").replace("sáu", "hai"), 0.15),
+        )
+    )
     state, actions = converse(dialog, [CallStarted("c1", CALLER), Heard(unsure)])
     assert actions[-2:] == [Say("ask_group", {"ordinal": 2, "count": 3}), Listen.digits(3)]
     assert state.phase is Phase.REPAIR
@@ -365,7 +379,9 @@ def test_uncertain_group_is_asked_again(dialog: ResetDialog) -> None:
     assert more == (Lookup(CALLER, CODE),)
 
 
-def test_low_word_confidence_over_several_groups_is_read_back_as_unsure(dialog: ResetDialog) -> None:
+def test_low_word_confidence_over_several_groups_is_read_back_as_unsure(
+    dialog: ResetDialog,
+) -> None:
     words = "không một hai ba bốn năm sáu bảy tám chín"
     conf = (0.9, 0.3, 0.9, 0.9, 0.9, 0.9, 0.9, 0.2, 0.9, 0.9)
     heard = Heard(Recognition((Hypothesis(words, 0.5, conf),)))

@@ -78,17 +78,33 @@ def run_call(
         assert runtime is not None
         runtime.summary.add_stage(name, seconds)
 
-    channel = LiveChannel(media, session, asr.sample_rate, voice, settings=settings,
-                          stage=stage, clock=media.clock)
-    runtime = CallRuntime(ResetDialog(NumberReader.load()), store, channel, prompts,
-                          caller=media.caller, call_id=media.call_id, clock=media.clock,
-                          reveal_password=True)
+    channel = LiveChannel(
+        media, session, asr.sample_rate, voice, settings=settings, stage=stage, clock=media.clock
+    )
+    runtime = CallRuntime(
+        ResetDialog(NumberReader.load()),
+        store,
+        channel,
+        prompts,
+        caller=media.caller,
+        call_id=media.call_id,
+        clock=media.clock,
+        reveal_password=True,
+    )
     return runtime.run()
 
 
 def test_spoken_code_gets_a_password(asr, voice, prompts, store) -> None:  # type: ignore[no-untyped-def]
-    media = ScriptedMedia([BoxDone(0.3), say(asr, CODE_WORDS), BoxDone(0.3), say(asr, "đúng rồi"),
-                           BoxDone(0.3), say(asr, "không")])
+    media = ScriptedMedia(
+        [
+            BoxDone(0.3),
+            say(asr, CODE_WORDS),
+            BoxDone(0.3),
+            say(asr, "đúng rồi"),
+            BoxDone(0.3),
+            say(asr, "không"),
+        ]
+    )
     summary = run_call(media, asr, voice, prompts, store)
     assert summary.outcome == Outcome.PASSWORD_ISSUED.value
     assert summary.password is not None
@@ -102,33 +118,61 @@ def test_spoken_code_gets_a_password(asr, voice, prompts, store) -> None:  # typ
 
 
 def test_code_in_two_utterances_with_a_pause(asr, voice, prompts, store) -> None:  # type: ignore[no-untyped-def]
-    media = ScriptedMedia([BoxDone(0.3), say(asr, "không một hai ba"), Silence(2.5),
-                           say(asr, "bốn năm sáu bảy tám chín"), BoxDone(0.3),
-                           say(asr, "đúng rồi"), BoxDone(0.3), Hangup()])
+    media = ScriptedMedia(
+        [
+            BoxDone(0.3),
+            say(asr, "không một hai ba"),
+            Silence(2.5),
+            say(asr, "bốn năm sáu bảy tám chín"),
+            BoxDone(0.3),
+            say(asr, "đúng rồi"),
+            BoxDone(0.3),
+            Hangup(),
+        ]
+    )
     summary = run_call(media, asr, voice, prompts, store)
     assert summary.outcome == Outcome.PASSWORD_ISSUED.value
     assert [t.parsed.get("digits") for t in summary.turns[:2]] == ["0123", "456789"]
 
 
 def test_keypad_code(asr, voice, prompts, store) -> None:  # type: ignore[no-untyped-def]
-    media = ScriptedMedia([BoxDone(0.3), Press("0123456789#", gap_s=0.2), BoxDone(0.3),
-                           Press("1"), BoxDone(0.3), Press("2")])
+    media = ScriptedMedia(
+        [
+            BoxDone(0.3),
+            Press("0123456789#", gap_s=0.2),
+            BoxDone(0.3),
+            Press("1"),
+            BoxDone(0.3),
+            Press("2"),
+        ]
+    )
     summary = run_call(media, asr, voice, prompts, store)
     assert summary.outcome == Outcome.PASSWORD_ISSUED.value
     assert summary.turns[0].keys == "0123456789#"
 
 
-def test_keypad_code_without_hash_ends_after_the_interdigit_pause(asr, voice, prompts, store) -> None:  # type: ignore[no-untyped-def]
-    media = ScriptedMedia([BoxDone(0.3), Press("0123456789", gap_s=0.3), BoxDone(0.3), Press("2")],
-                          then="hangup")
+def test_keypad_code_without_hash_ends_after_the_interdigit_pause(
+    asr, voice, prompts, store
+) -> None:  # type: ignore[no-untyped-def]
+    media = ScriptedMedia(
+        [BoxDone(0.3), Press("0123456789", gap_s=0.3), BoxDone(0.3), Press("2")], then="hangup"
+    )
     summary = run_call(media, asr, voice, prompts, store)
     assert summary.turns[0].parsed == {"digits": "0123456789"}
     assert summary.outcome == Outcome.HUNG_UP.value  # "2" = no: asked again, then the caller left
 
 
 def test_speech_barges_in_on_a_prompt(asr, voice, prompts, store) -> None:  # type: ignore[no-untyped-def]
-    media = ScriptedMedia([BoxSpeaks(0.5), say(asr, CODE_WORDS), BoxDone(0.3),
-                           say(asr, "đúng rồi"), BoxDone(0.3), Hangup()])
+    media = ScriptedMedia(
+        [
+            BoxSpeaks(0.5),
+            say(asr, CODE_WORDS),
+            BoxDone(0.3),
+            say(asr, "đúng rồi"),
+            BoxDone(0.3),
+            Hangup(),
+        ]
+    )
     summary = run_call(media, asr, voice, prompts, store)
     assert media.flushes, "the greeting was not interrupted"
     assert summary.turns[0].heard == CODE_WORDS
@@ -136,8 +180,18 @@ def test_speech_barges_in_on_a_prompt(asr, voice, prompts, store) -> None:  # ty
 
 
 def test_keys_do_not_interrupt_the_password(asr, voice, prompts, store) -> None:  # type: ignore[no-untyped-def]
-    media = ScriptedMedia([BoxDone(0.3), Press("0123456789#"), BoxDone(0.3), Press("1"),
-                           BoxSpeaks(0.5), Press("5"), BoxDone(0.3), Hangup()])
+    media = ScriptedMedia(
+        [
+            BoxDone(0.3),
+            Press("0123456789#"),
+            BoxDone(0.3),
+            Press("1"),
+            BoxSpeaks(0.5),
+            Press("5"),
+            BoxDone(0.3),
+            Hangup(),
+        ]
+    )
     summary = run_call(media, asr, voice, prompts, store)
     assert summary.outcome == Outcome.PASSWORD_ISSUED.value
     assert len(media.flushes) == 0
@@ -166,8 +220,10 @@ def test_noisy_line_is_not_speech(asr, voice, prompts, store) -> None:  # type: 
 
 
 def test_mismatch_for_another_number(asr, voice, prompts, store) -> None:  # type: ignore[no-untyped-def]
-    media = ScriptedMedia([BoxDone(0.3), say(asr, CODE_WORDS), BoxDone(0.3), say(asr, "đúng rồi")],
-                          caller="0987654321")
+    media = ScriptedMedia(
+        [BoxDone(0.3), say(asr, CODE_WORDS), BoxDone(0.3), say(asr, "đúng rồi")],
+        caller="0987654321",
+    )
     summary = run_call(media, asr, voice, prompts, store)
     assert summary.outcome == Outcome.MISMATCH.value
 
@@ -176,8 +232,9 @@ def test_replay_channel_records_the_box_at_the_call_rate(asr, voice, prompts, st
     turns = [asr.clip(CODE_WORDS, 1.0), asr.clip("đúng rồi", 1.0)]
     session = asr.open_session()
     channel = ReplayChannel(turns, session, voice)
-    summary = CallRuntime(ResetDialog(NumberReader.load()), store, channel, prompts,
-                          caller=ScriptedMedia().caller).run()
+    summary = CallRuntime(
+        ResetDialog(NumberReader.load()), store, channel, prompts, caller=ScriptedMedia().caller
+    ).run()
     assert summary.outcome == Outcome.PASSWORD_ISSUED.value
     audio = channel.recording()
     assert audio is not None and audio.rate == 8000

@@ -74,7 +74,7 @@ def _quiet(*_args: object, **_kwargs: object) -> None:
 
 def _create_engine() -> _Engine:
     try:
-        import pyttsx3  # noqa: PLC0415 - optional engine, loaded only when a synthesizer is made
+        import pyttsx3
     except ImportError as exc:
         raise SynthesizerError(
             f"pyttsx3 is not installed: {INSTALL_HINT}", code="tts_unavailable"
@@ -82,8 +82,8 @@ def _create_engine() -> _Engine:
     try:
         engine = pyttsx3.init("espeak")
         # the driver modules exist only once init() has loaded libespeak-ng
-        import pyttsx3.drivers._espeak as espeak_lib  # noqa: PLC0415
-        import pyttsx3.drivers.espeak as espeak_driver  # noqa: PLC0415
+        import pyttsx3.drivers._espeak as espeak_lib
+        import pyttsx3.drivers.espeak as espeak_driver
 
         espeak_driver.print = _quiet  # the driver's module-level print, used from its thread
     except Exception as exc:  # pyttsx3 raises RuntimeError/OSError when libespeak-ng is absent
