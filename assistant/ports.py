@@ -1,8 +1,8 @@
 """Ports: the small interfaces between the box's logic and its engines.
 
 Adapters (viet-asr, our ONNX decoder, Vosk, pyttsx3, sounddevice, baresip, SQLAlchemy) implement
-these; fakes implementing them ship in :mod:`assistant.fakes` and are passed in through
-constructors. Nothing here imports an engine.
+these; fakes implementing them ship in the package (``assistant.adapters.asr_fake``,
+``assistant.fakes_audio``, ``assistant.fakes_media``) and are passed in through constructors. Nothing here imports an engine.
 """
 
 from __future__ import annotations
