@@ -254,7 +254,7 @@ class LiveChannel:
         spec = listen.spec
         keys, self._pending_keys = self._pending_keys, ""
         if keys and (spec.mode is not ListenMode.DIGITS or keys.endswith("#")):
-            return Keypad(keys)
+            return self._keys_done(keys)  # keyed during the prompt (barge-in)
         rate = self.media.sample_rate
         ep = Endpointer(rate, endpoint_settings(spec))
         to_asr = StreamResampler(rate, self.asr_rate)
