@@ -19,6 +19,7 @@ class DialogSettings:
     code_groups: tuple[int, ...] = (4, 3, 3)
     password_groups: tuple[int, ...] = (4, 4)
     low_confidence: float = 0.5  # a digit below this is read back as uncertain
+    rival_confidence: float = 0.1  # an alternative this likely makes the digits it changes unsure
 
     def __post_init__(self) -> None:
         if not 4 <= self.code_length <= 20:
@@ -31,5 +32,6 @@ class DialogSettings:
                 raise ConfigError(f"{name} must not be negative")
         if sum(self.code_groups) != self.code_length or min(self.code_groups, default=0) < 1:
             raise ConfigError(f"code_groups {self.code_groups} must add up to {self.code_length}")
-        if not 0.0 <= self.low_confidence <= 1.0:
-            raise ConfigError("low_confidence must be within 0..1")
+        for name in ("low_confidence", "rival_confidence"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be within 0..1")

@@ -293,7 +293,10 @@ class ResetDialog:
             return _Reading("", False, False)
         best_h, best = usable[0]
         unsure: set[int] = set()
-        for _h, other in usable[1:]:
+        rival = self.settings.rival_confidence
+        for h, other in usable[1:]:
+            if h.confidence is not None and h.confidence < rival:
+                continue  # a far-fetched alternative does not make the reading unsure
             if other.restart == best.restart and len(other.digits) == len(best.digits):
                 unsure |= {
                     i

@@ -402,3 +402,12 @@ def test_interpret_follows_the_mode(dialog: ResetDialog) -> None:
     assert dialog.interpret(ListenMode.DIGITS, heard) == {"digits": "0"}
     assert dialog.interpret(ListenMode.YESNO, heard) == {"answer": "no"}
     assert dialog.interpret(ListenMode.YESNO, Keypad("1")) == {"answer": "yes"}
+
+
+def test_far_fetched_alternatives_do_not_make_a_reading_unsure(dialog: ResetDialog) -> None:
+    words = "không một hai ba bốn năm sáu bảy tám chín"
+    heard = Heard(
+        Recognition((Hypothesis(words, 0.9), Hypothesis(words.replace("sáu", "hai"), 0.05)))
+    )
+    _, actions = converse(dialog, [CallStarted("c1", CALLER), heard])
+    assert actions[-2:] == READ_BACK

@@ -239,3 +239,12 @@ def test_replay_channel_records_the_box_at_the_call_rate(asr, voice, prompts, st
     audio = channel.recording()
     assert audio is not None and audio.rate == 8000
     assert audio.duration > 5 and np.abs(audio.samples).max() > 1000
+
+
+def test_keys_pressed_during_a_prompt_are_timed(asr, voice, prompts, store) -> None:  # type: ignore[no-untyped-def]
+    media = ScriptedMedia([BoxDone(0.3), Press("0123456789#"), BoxSpeaks(0.3), Press("1"),
+                           BoxSpeaks(0.3), BoxDone(0.3), Press("2")])
+    summary = run_call(media, asr, voice, prompts, store)
+    assert summary.outcome == Outcome.PASSWORD_ISSUED.value
+    assert media.flushes  # "1" interrupted the read-back
+    assert len(summary.stages["reply_latency"]) == 3
