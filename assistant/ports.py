@@ -2,7 +2,8 @@
 
 Adapters (viet-asr, our ONNX decoder, Vosk, pyttsx3, sounddevice, baresip, SQLAlchemy) implement
 these; fakes implementing them ship in the package (``assistant.adapters.asr_fake``,
-``assistant.fakes_audio``, ``assistant.fakes_media``) and are passed in through constructors. Nothing here imports an engine.
+``assistant.fakes_audio``, ``assistant.fakes_media``) and are passed in through constructors.
+Nothing here imports an engine.
 """
 
 from __future__ import annotations
