@@ -41,10 +41,10 @@ def run_text_call(
         summary = CallRuntime(dialog, store, channel, prompts, caller=caller_id).run()
     finally:
         store.close()
-    out = summary.as_dict()
-    return {k: out[k] for k in ("outcome", "call_id", "caller", "caller_source", "duration_s")} | (
-        {"error": out["error"]} if "error" in out else {}
-    )
+    out = summary.as_dict()  # never holds the password unless asked to reveal it
+    for detail in ("turns", "stages"):
+        del out[detail]
+    return out
 
 
 def cmd_chat(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from assistant.audio.endpoint import (
 from assistant.audio.endpoint import NoInput as EpNoInput
 from assistant.audio.resample import StreamResampler
 from assistant.dialog import Event, Heard, HungUp, Keypad, Listen, NoInput, Outcome, Say
+from assistant.errors import ConfigError
 from assistant.ports import (
     PCM,
     Audio,
@@ -160,7 +161,9 @@ class LiveSettings:
 
     def __post_init__(self) -> None:
         if not 0.02 <= self.write_ahead_s <= 2.0:
-            raise ValueError("write_ahead_s must be within 0.02..2 s")
+            raise ConfigError("write_ahead_s must be within 0.02..2 s")
+        if self.interdigit_s <= 0 or self.play_chunk_s <= 0 or self.idle_guard_s <= 0:
+            raise ConfigError("live timings must be positive")
 
 
 class LiveChannel:
@@ -179,7 +182,7 @@ class LiveChannel:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if voice.rate != media.sample_rate:
-            raise ValueError(
+            raise ConfigError(
                 f"voice renders at {voice.rate} Hz but the line runs at {media.sample_rate} Hz"
             )
         self.media = media
