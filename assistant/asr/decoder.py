@@ -1,0 +1,892 @@
+"""CTC decoders over the model's per-frame log-posteriors.
+
+Every digit word and every yes/no word of interest is a single whole-word token of the model, so a
+"word" here is one CTC class. The grammar decoders (digits, yes/no) keep only the columns they
+need plus blank plus a *filler* class, the summed posterior of every other non-blank class (speech
+that is not in the grammar: "dạ", "mã số của tôi là", a cough). They run a Viterbi search through
+``blank* (word blank*)*`` whose states also count, so that one search yields the best reading of
+each length; a length prior then picks among them, and the runners-up become the N-best.
+
+Counting follows the number reader's rules for grouped readings: a digit word adds 1; ``mười``
+adds 2 ("10") and a unit word after it or after ``mươi`` adds 0 (it replaces the 0); ``mươi``
+after a digit adds 1; ``trăm`` after a digit adds 2, and ``linh``/``lẻ``, a tens digit or a unit
+after it add 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+NEG_INF = -1.0e30
+
+# --------------------------------------------------------------------------------------------
+# Scores kept per frame
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class FrameScores:
+    """Per-frame log-posteriors restricted to a word list.
+
+    ``blank`` [T], ``words`` [T, W] (column ``j`` is the token of word ``j``), ``other`` [T]: the
+    log of the total posterior of every other non-blank class.
+    """
+
+    blank: FloatArray
+    words: FloatArray
+    other: FloatArray
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.blank)
+
+    @staticmethod
+    def empty(num_words: int) -> FrameScores:
+        return FrameScores(
+            np.zeros(0, np.float32), np.zeros((0, num_words), np.float32), np.zeros(0, np.float32)
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[FrameScores], num_words: int) -> FrameScores:
+        if not parts:
+            return FrameScores.empty(num_words)
+        return FrameScores(
+            np.concatenate([p.blank for p in parts]),
+            np.concatenate([p.words for p in parts]),
+            np.concatenate([p.other for p in parts]),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class WordClasses:
+    """Which model classes make up each grammar word: ``members[j]`` are (class id, weight).
+
+    A word's score is the weighted sum of its members' posteriors: the word's own token with
+    weight 1, and spellings the number reader reads as the same word (tone neighbours such as
+    "nằm" for "năm") with a smaller weight.
+    """
+
+    members: tuple[tuple[tuple[int, float], ...], ...]
+
+    @staticmethod
+    def single(ids: Sequence[int]) -> WordClasses:
+        return WordClasses(tuple(((i, 1.0),) for i in ids))
+
+    @property
+    def num_words(self) -> int:
+        return len(self.members)
+
+    def columns(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Distinct class ids used, and the [ids, words] weight matrix."""
+        ids = sorted({i for word in self.members for i, _ in word})
+        where = {i: n for n, i in enumerate(ids)}
+        matrix = np.zeros((len(ids), len(self.members)))
+        for j, word in enumerate(self.members):
+            for i, weight in word:
+                matrix[where[i], j] = weight
+        return np.asarray(ids, dtype=np.int64), matrix
+
+
+def restrict(
+    logp: FloatArray,
+    blank_id: int,
+    classes: WordClasses,
+    columns: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None = None,
+) -> FrameScores:
+    """Reduce full log-posteriors [T, C] (each row sums to 1 in probability) to word scores."""
+    ids, matrix = columns if columns is not None else classes.columns()
+    blank = logp[:, blank_id].astype(np.float32)
+    probs = np.exp(logp[:, ids].astype(np.float64))
+    words = np.log(np.clip(probs @ matrix, 1e-30, None)).astype(np.float32)
+    inside = np.exp(blank.astype(np.float64)) + probs.sum(axis=1)
+    other = np.log(np.clip(1.0 - inside, 1e-30, None)).astype(np.float32)
+    return FrameScores(blank, words, other)
+
+
+# --------------------------------------------------------------------------------------------
+# A counting word-loop grammar and its Viterbi search
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoopGrammar:
+    """Words, grammar states and the allowed moves ``(state, word) -> (count delta, state)``.
+
+    State 0 is the start state. A move that is not listed is forbidden.
+    """
+
+    words: tuple[str, ...]
+    num_states: int
+    moves: Mapping[tuple[int, int], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Penalties (natural-log units) of the Viterbi search."""
+
+    word_penalty: float = 0.0  # added to every word entry
+    filler_penalty: float = 2.0  # added to every filler segment entry
+    filler_frame_penalty: float = 0.0  # added to every frame spent in filler
+    use_filler: bool = True
+
+
+@dataclass(frozen=True)
+class Path:
+    """A best path: word indices with their frame spans, the frame labels, and its score."""
+
+    count: int
+    score: float
+    words: tuple[int, ...]
+    spans: tuple[tuple[int, int], ...]  # inclusive frame ranges, one per word
+    fillers: tuple[tuple[int, int], ...] = ()  # frame ranges of the filler segments
+
+
+class _Moves:
+    """The grammar's moves as arrays, split into layers whose destinations are distinct."""
+
+    def __init__(self, grammar: LoopGrammar, filler: int | None) -> None:
+        moves = dict(grammar.moves)
+        if filler is not None:
+            for g in range(grammar.num_states):
+                moves[g, filler] = (0, g)
+        items = sorted(moves.items())
+        self.source = np.asarray([g for (g, _), _ in items], dtype=np.int64)
+        self.word = np.asarray([w for (_, w), _ in items], dtype=np.int64)
+        self.delta = np.asarray([d for _, (d, _) in items], dtype=np.int64)
+        self.target = np.asarray([t for _, (_, t) in items], dtype=np.int64)
+        layers: list[list[int]] = []
+        used: list[set[tuple[int, int, int]]] = []
+        for p, ((_, w), (d, t)) in enumerate(items):
+            for layer, seen in zip(layers, used, strict=True):
+                if all((t, w, dd) not in seen for dd in range(-8, 9)) and (t, w, d) not in seen:
+                    layer.append(p)
+                    seen.add((t, w, d))
+                    break
+            else:
+                layers.append([p])
+                used.append({(t, w, d)})
+        # Within a layer no two moves share (target state, word), whatever their deltas.
+        self.layers = [np.asarray(layer, dtype=np.int64) for layer in layers]
+
+
+#: Frames whose non-blank posterior is below this are taken as blank (no word can start or go
+#: on there): a word there would cost more than log(1/SKIP) ≈ 6.9 nats, more than any prior.
+SKIP_NONBLANK = 1e-3
+
+
+def viterbi(
+    scores: FrameScores,
+    grammar: LoopGrammar,
+    params: SearchParams,
+    max_count: int,
+) -> dict[int, Path]:
+    """The best path for each final count ``0..max_count`` that is reachable.
+
+    CTC topology: a word may last several frames, blanks may sit anywhere, and the same word
+    twice needs a blank between. The filler is a class of its own (counted 0, state kept).
+    Runs of frames that are blank beyond doubt are passed in one step.
+    """
+    num_words = len(grammar.words)
+    filler = num_words
+    start = num_words + 1
+    n_labels = num_words + 2
+    n_states = grammar.num_states
+    n_counts = max_count + 1
+    frames = scores.num_frames
+
+    emit = np.full((frames, n_labels), NEG_INF, dtype=np.float64)
+    emit[:, :num_words] = scores.words
+    if params.use_filler:
+        emit[:, filler] = scores.other.astype(np.float64) - params.filler_frame_penalty
+    blank = scores.blank.astype(np.float64)
+    entry = np.full(n_labels, NEG_INF, dtype=np.float64)
+    entry[:num_words] = -params.word_penalty
+    if params.use_filler:
+        entry[filler] = -params.filler_penalty
+    moves = _Moves(grammar, filler if params.use_filler else None)
+
+    # Steps: single frames, or runs of sure-blank frames.
+    sure_blank = (1.0 - np.exp(blank)) < SKIP_NONBLANK
+    steps: list[tuple[int, int]] = []
+    t = 0
+    while t < frames:
+        u = t + 1
+        if sure_blank[t]:
+            while u < frames and sure_blank[u]:
+                u += 1
+        steps.append((t, u))
+        t = u
+
+    shape = (n_counts, n_states, n_labels)
+    in_word = np.full(shape, NEG_INF)
+    in_blank = np.full(shape, NEG_INF)
+    in_blank[0, 0, start] = 0.0
+    back_word = np.full((len(steps), *shape), -1, dtype=np.int32)
+    back_blank = np.empty((len(steps), *shape), dtype=np.bool_)
+    kk = np.arange(n_counts)[:, None]
+    src_g, word, delta, target = moves.source, moves.word, moves.delta, moves.target
+    dest_k = kk + delta[None, :]
+    valid_k = dest_k < n_counts
+    dest_k = np.minimum(dest_k, n_counts - 1)
+    gain = entry[word]
+
+    for s, (t0, t1) in enumerate(steps):
+        best = np.maximum(in_word, in_blank)
+        from_blank = in_blank > in_word
+        back_blank[s] = from_blank
+        new_blank = best + blank[t0:t1].sum()
+        if sure_blank[t0]:
+            in_word = np.full(shape, NEG_INF)
+            in_blank = new_blank
+            continue
+        e = emit[t0]
+        top1 = best.argmax(axis=2)
+        v1 = np.take_along_axis(best, top1[..., None], axis=2)[..., 0]
+        masked = best.copy()
+        np.put_along_axis(masked, top1[..., None], NEG_INF, axis=2)
+        top2 = masked.argmax(axis=2)
+        v2 = np.take_along_axis(masked, top2[..., None], axis=2)[..., 0]
+
+        # Best source of every move: any other label, or the same word after a blank.
+        i1 = top1[:, src_g]
+        same = i1 == word[None, :]
+        c1v = np.where(same, v2[:, src_g], v1[:, src_g])
+        c1l = np.where(same, top2[:, src_g], i1)
+        c2v = in_blank[:, src_g, word]
+        use2 = c2v > c1v
+        src_v = np.where(use2, c2v, c1v)
+        src_l = np.where(use2, word[None, :], c1l)
+        src_b = np.where(use2, True, from_blank[kk, src_g[None, :], src_l])
+        cand = src_v + (e[word] + gain)[None, :]
+        code = (((kk * n_states + src_g[None, :]) * n_labels + src_l) * 2 + src_b).astype(np.int32)
+
+        new_word = in_word + e
+        back = back_word[s]
+        for layer in moves.layers:
+            dk = dest_k[:, layer]
+            tg = target[layer][None, :]
+            wd = word[layer][None, :]
+            cur = new_word[dk, tg, wd]
+            better = valid_k[:, layer] & (cand[:, layer] > cur)
+            if better.any():
+                bk, bt, bw = np.broadcast_arrays(dk, tg, wd)
+                new_word[bk[better], bt[better], bw[better]] = cand[:, layer][better]
+                back[bk[better], bt[better], bw[better]] = code[:, layer][better]
+        in_word, in_blank = new_word, new_blank
+
+    paths: dict[int, Path] = {}
+    for k in range(n_counts):
+        a = in_word[k]
+        b = in_blank[k]
+        ia = np.unravel_index(int(a.argmax()), a.shape)
+        ib = np.unravel_index(int(b.argmax()), b.shape)
+        va, vb = float(a[ia]), float(b[ib])
+        if max(va, vb) <= NEG_INF / 2:
+            continue
+        state_g, label, is_blank = (
+            (int(ib[0]), int(ib[1]), True) if vb >= va else (int(ia[0]), int(ia[1]), False)
+        )
+        paths[k] = _trace(
+            back_word, back_blank, steps, k, state_g, label, is_blank, max(va, vb), filler
+        )
+    return paths
+
+
+def _trace(
+    back_word: npt.NDArray[np.int32],
+    back_blank: npt.NDArray[np.bool_],
+    steps: Sequence[tuple[int, int]],
+    k: int,
+    g: int,
+    label: int,
+    is_blank: bool,
+    score: float,
+    filler: int,
+) -> Path:
+    n_states, n_labels = back_word.shape[2], back_word.shape[3]
+    words: list[int] = []
+    spans: list[tuple[int, int]] = []
+    fillers: list[tuple[int, int]] = []
+    count = k
+    end = -1
+    for s in range(len(steps) - 1, -1, -1):
+        if is_blank:
+            is_blank = bool(back_blank[s, k, g, label])
+            continue
+        t = steps[s][0]
+        if end < 0:
+            end = t
+        code = int(back_word[s, k, g, label])
+        if code == -1:
+            continue  # the same word goes on
+        if label == filler:
+            fillers.append((t, end))
+        else:
+            words.append(label)
+            spans.append((t, end))
+        end = -1
+        is_blank = bool(code & 1)
+        code >>= 1
+        label = code % n_labels
+        code //= n_labels
+        g = code % n_states
+        k = code // n_states
+    words.reverse()
+    spans.reverse()
+    fillers.reverse()
+    return Path(count, score, tuple(words), tuple(spans), tuple(fillers))
+
+
+def greedy_labels(scores: FrameScores, use_filler: bool = True) -> list[int]:
+    """Best class per frame, collapsed: word indices (the filler and blanks dropped)."""
+    if scores.num_frames == 0:
+        return []
+    cols = [scores.blank[:, None], scores.words]
+    if use_filler:
+        cols.append(scores.other[:, None])
+    best = np.concatenate(cols, axis=1).argmax(axis=1)
+    out: list[int] = []
+    prev = -1
+    num_words = scores.words.shape[1]
+    for label in best.tolist():
+        if label != prev and 1 <= label <= num_words:
+            out.append(label - 1)
+        prev = label
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Words and their classes
+# --------------------------------------------------------------------------------------------
+
+#: Digit words (every one a single token of the model) and their digit.
+DIGIT_WORDS: dict[str, int] = {
+    "không": 0,
+    "linh": 0,
+    "lẻ": 0,
+    "một": 1,
+    "mốt": 1,
+    "hai": 2,
+    "ba": 3,
+    "bốn": 4,
+    "tư": 4,
+    "năm": 5,
+    "lăm": 5,
+    "nhăm": 5,
+    "sáu": 6,
+    "bảy": 7,
+    "bẩy": 7,
+    "tám": 8,
+    "chín": 9,
+}
+TEN = "mười"  # "10", or 1x before a unit
+TENS = "mươi"  # x0 after a digit
+HUNDRED = "trăm"
+LINH = ("linh", "lẻ")
+#: How a word is written in hypotheses (kept for callers that map spellings).
+SPELLING: dict[str, str] = {}
+#: Tokens that stand for a grammar word with full weight: the model's own spelling of it.
+MODEL_SPELLINGS: dict[str, tuple[str, ...]] = {"nhăm": ("nhằm",)}
+#: Neighbours of the digit words: the same letters, another tone (weight
+#: :data:`TONE_WEIGHT`) or another vowel mark as well (:data:`MARK_WEIGHT`). The number reader
+#: reads every one of them as that digit word (its tone-noise rule); tone is the cue a phone
+#: line and a regional accent blur most, and the model often writes a neighbour for a digit
+#: ("nằm", "làm", "từ", "nhầm"). Words that differ in letters ("vậy" for "bảy") are left out,
+#: and so are neighbours of mười/mươi/trăm ("trạm" is a word callers say).
+TONE_NEIGHBOURS: dict[str, tuple[str, ...]] = {
+    "không": ("khống", "khổng"),
+    "lẻ": ("le", "lè", "lé", "lẹ", "lẽ"),
+    "linh": ("lính", "lĩnh"),
+    "hai": ("hài", "hái", "hãi", "hại", "hải"),
+    "ba": ("bà", "bá", "bã", "bạ", "bả"),
+    "bốn": ("bôn", "bồn", "bổn", "bộn"),
+    "tư": ("tứ", "từ", "tử", "tự"),
+    "năm": ("nắm", "nằm"),
+    "lăm": ("lắm",),
+    "nhăm": ("nhắm",),
+    "sáu": ("sau",),
+    "bảy": ("bay", "bày"),
+    "bẩy": ("bấy", "bầy", "bẫy", "bậy"),
+    "tám": ("tam", "tạm"),
+}
+MARK_NEIGHBOURS: dict[str, tuple[str, ...]] = {
+    "lẻ": ("lê", "lề", "lể", "lễ", "lệ"),
+    "bảy": ("bây",),
+    "bốn": ("bon", "bón", "bọn"),
+    "một": ("mọt",),
+    "mốt": ("mót",),
+    "tư": ("tu", "tù", "tú", "tụ", "tủ"),
+    "năm": ("nam", "nám", "nấm"),
+    "lăm": ("lam", "làm", "lâm", "lãm", "lạm", "lầm", "lẩm", "lẫm"),
+    "nhăm": ("nham", "nhàm", "nhám", "nhâm", "nhảm", "nhầm"),
+    "sáu": ("sâu", "sấu", "sầu"),
+    "tám": ("tâm", "tăm", "tấm", "tầm", "tẩm", "tắm", "tằm"),
+}
+TONE_WEIGHT = 0.5
+MARK_WEIGHT = 0.25
+
+
+def word_classes(
+    words: Sequence[str],
+    token_ids: Mapping[str, int],
+    aliases: Sequence[tuple[Mapping[str, Sequence[str]], float]] = (),
+) -> WordClasses:
+    """Each word's own token and the model's spellings of it (weight 1), and its aliases that
+    are single tokens, from each (table, weight) of ``aliases``. KeyError: a word has no token."""
+    members = []
+    for word in words:
+        own = {token_ids[word]: 1.0}
+        for a in MODEL_SPELLINGS.get(word, ()):
+            if a in token_ids:
+                own[token_ids[a]] = 1.0
+        for table, weight in aliases:
+            for a in table.get(word, ()):
+                if a in token_ids and weight > 0:
+                    own.setdefault(token_ids[a], weight)
+        members.append(tuple(own.items()))
+    return WordClasses(tuple(members))
+
+
+# Grammar states of the digit grammar: where the reader's grouping pass would be.
+(
+    FREE,  # start, or after a complete group
+    DIGIT,  # after a plain digit word (it may yet take mươi or trăm)
+    AFTER_TENS,  # after mười or "D mươi": a unit may follow
+    TENS_UNIT,  # after that unit (which a following mươi/trăm would take back)
+    AFTER_HUNDRED,  # after "D trăm"
+    HUNDRED_DIGIT,  # after "D trăm E"
+    HUNDRED_TWO,  # after "D trăm E F"
+) = range(7)
+
+
+def digit_grammar(words: Sequence[str] | None = None) -> LoopGrammar:
+    """The digit grammar: digit words one by one, and grouped readings with mười/mươi/trăm.
+
+    Its count deltas reproduce the number reader's grouping pass (:mod:`assistant.numbers`):
+    a unit after mười or "D mươi" replaces the 0 unless a multiplier follows it ("bảy mươi ba
+    mươi tư" is 70, 34); after "D trăm", one digit word is the colloquial tens and two are the
+    last two digits. Every sequence of these words is allowed.
+    """
+    vocab = tuple(words) if words is not None else (*DIGIT_WORDS, TEN, TENS, HUNDRED)
+    moves: dict[tuple[int, int], tuple[int, int]] = {}
+    for w, word in enumerate(vocab):
+        if word in DIGIT_WORDS:
+            unit = DIGIT_WORDS[word] != 0
+            for g in (FREE, DIGIT, TENS_UNIT, HUNDRED_TWO):
+                moves[g, w] = (1, DIGIT)
+            moves[AFTER_TENS, w] = (0, TENS_UNIT) if unit else (1, DIGIT)
+            moves[AFTER_HUNDRED, w] = (0, HUNDRED_DIGIT)
+            moves[HUNDRED_DIGIT, w] = (0, HUNDRED_TWO)
+        elif word == TEN:
+            for g in (FREE, DIGIT, AFTER_TENS, TENS_UNIT, HUNDRED_DIGIT, HUNDRED_TWO):
+                moves[g, w] = (2, AFTER_TENS)
+            moves[AFTER_HUNDRED, w] = (0, AFTER_TENS)
+        elif word == TENS:
+            moves[DIGIT, w] = (1, AFTER_TENS)
+            moves[HUNDRED_DIGIT, w] = (0, AFTER_TENS)
+            moves[AFTER_HUNDRED, w] = (0, AFTER_TENS)
+            for g in (FREE, AFTER_TENS, TENS_UNIT, HUNDRED_TWO):
+                moves[g, w] = (2, AFTER_TENS)  # a unit taken back, or "mươi" alone (10)
+        elif word == HUNDRED:
+            moves[DIGIT, w] = (2, AFTER_HUNDRED)
+            for g in (FREE, AFTER_TENS, TENS_UNIT, AFTER_HUNDRED, HUNDRED_DIGIT, HUNDRED_TWO):
+                moves[g, w] = (3, AFTER_HUNDRED)  # a digit taken back, or "trăm" alone (100)
+        else:
+            raise ValueError(f"not a digit-grammar word: {word!r}")
+    return LoopGrammar(vocab, 7, moves)
+
+
+_COUNTING = digit_grammar()
+
+
+def count_digits(words: Sequence[str]) -> int:
+    """Digits the number reader makes of a sequence of digit-grammar words (others ignored)."""
+    index = {w: i for i, w in enumerate(_COUNTING.words)}
+    state, total = FREE, 0
+    for word in words:
+        if word not in index:
+            continue
+        delta, state = _COUNTING.moves[state, index[word]]
+        total += delta
+    return total
+
+
+def words_to_digits(words: Sequence[str]) -> str:
+    """The digits of a sequence of digit-grammar words, by the number reader's grouping rules
+    (other words ignored). Used to merge hypotheses the dialog would read alike."""
+    kinds = [
+        ("d", str(DIGIT_WORDS[w])) if w in DIGIT_WORDS else (w, "")
+        for w in words
+        if w in DIGIT_WORDS or w in (TEN, TENS, HUNDRED)
+    ]
+    out: list[str] = []
+
+    def kind(j: int) -> str:
+        return kinds[j][0] if j < len(kinds) else ""
+
+    def unit(j: int) -> int:
+        if kind(j) == "d" and kinds[j][1] != "0" and kind(j + 1) not in (TENS, HUNDRED):
+            out.append(kinds[j][1])
+            return j + 1
+        out.append("0")
+        return j
+
+    def after_hundred(j: int) -> int:
+        if kind(j) in (TEN, TENS):
+            out.append("1")
+            return unit(j + 1)
+        if kind(j) == "d":
+            if kind(j + 1) == TENS:
+                out.append(kinds[j][1])
+                return unit(j + 2)
+            if kind(j + 1) == HUNDRED:
+                out.append("00")
+                return j
+            if kind(j + 1) == "d" and kind(j + 2) not in (TENS, HUNDRED):
+                out.append(kinds[j][1] + kinds[j + 1][1])
+                return j + 2
+            out.append(kinds[j][1] + "0")
+            return j + 1
+        out.append("00")
+        return j
+
+    i = 0
+    while i < len(kinds):
+        k, value = kinds[i]
+        if k == "d":
+            out.append(value)
+            if kind(i + 1) == HUNDRED:
+                i = after_hundred(i + 2)
+            elif kind(i + 1) == TENS:
+                i = unit(i + 2)
+            else:
+                i += 1
+        elif k in (TEN, TENS):
+            out.append("1")
+            i = unit(i + 1)
+        else:
+            out.append("1")
+            i = after_hundred(i + 1)
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# Hypotheses with scores
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A decoded reading: words, total log score, posterior among the N-best, word scores."""
+
+    words: tuple[str, ...]
+    score: float
+    confidence: float = 0.0
+    word_confidences: tuple[float, ...] = ()
+    key: str = field(default="", repr=False)
+
+    @property
+    def text(self) -> str:
+        return " ".join(SPELLING.get(w, w) for w in self.words)
+
+
+def _word_confidence(
+    scores: FrameScores, path: Path, i: int, classes: Sequence[Sequence[int]]
+) -> float:
+    """Probability that the i-th word's class was spoken: at least one frame of its span (and
+    of the blank frames next to it) emits a token of the same class."""
+    start, end = path.spans[i]
+    lo = path.spans[i - 1][1] + 1 if i > 0 else 0
+    hi = path.spans[i + 1][0] - 1 if i + 1 < len(path.spans) else scores.num_frames - 1
+    lo, hi = max(lo, start - 1), min(hi, end + 1)
+    cols = list(classes[path.words[i]])
+    mass = np.exp(scores.words[lo : hi + 1, cols].astype(np.float64)).sum(axis=1)
+    return float(1.0 - np.prod(1.0 - np.clip(mass, 0.0, 1.0)))
+
+
+def _share(scores: FrameScores, path: Path, i: int) -> float:
+    """The i-th word's share of the non-blank posterior at its peak frame."""
+    start, end = path.spans[i]
+    w = path.words[i]
+    t = start + int(scores.words[start : end + 1, w].argmax())
+    own = math.exp(float(scores.words[t, w]))
+    nonblank = 1.0 - math.exp(float(scores.blank[t]))
+    return own / max(nonblank, own, 1e-12)
+
+
+def _softmax(values: Sequence[float]) -> list[float]:
+    top = max(values)
+    exps = [math.exp(v - top) for v in values]
+    total = sum(exps)
+    return [e / total for e in exps]
+
+
+@dataclass(frozen=True)
+class LengthPrior:
+    """Log prior of reading ``k`` digits when ``expected`` are missing (a soft preference).
+
+    One digit short costs ``short``; further missing digits cost ``short_step`` each up to
+    ``short_cap`` in total (callers do read a code in parts); each extra digit costs ``extra``.
+    """
+
+    short: float = 3.0
+    short_step: float = 1.0
+    short_cap: float = 6.0
+    extra: float = 4.0
+    nothing: float = 4.0  # an empty reading, whatever is expected
+
+    def __call__(self, k: int, expected: int | None) -> float:
+        if expected is None or expected <= 0:
+            return -self.nothing if k == 0 else 0.0
+        if k == 0:
+            return -max(self.nothing, self.short_cap)
+        if k == expected:
+            return 0.0
+        if k > expected:
+            return -self.extra * (k - expected)
+        missing = expected - k
+        return -min(self.short + self.short_step * (missing - 1), self.short_cap)
+
+
+@dataclass(frozen=True)
+class DigitDecoder:
+    """Digits mode: best readings of each length, a length prior, substitutions, N-best."""
+
+    grammar: LoopGrammar = field(default_factory=digit_grammar)
+    params: SearchParams = field(default_factory=SearchParams)
+    prior: LengthPrior = field(default_factory=LengthPrior)
+    nbest: int = 5
+    max_extra: int = 6  # counts searched beyond max(expected, 10)
+    aliases: tuple[tuple[Mapping[str, Sequence[str]], float], ...] = (
+        (TONE_NEIGHBOURS, TONE_WEIGHT),
+        (MARK_NEIGHBOURS, MARK_WEIGHT),
+    )
+
+    def word_classes(self, token_ids: Mapping[str, int]) -> WordClasses:
+        return word_classes(self.grammar.words, token_ids, self.aliases)
+
+    def classes(self) -> list[list[int]]:
+        """For each word, the words that read as the same thing (digit variants)."""
+        words = self.grammar.words
+        out: list[list[int]] = []
+        for word in words:
+            if word in DIGIT_WORDS:
+                out.append(
+                    [j for j, w in enumerate(words) if DIGIT_WORDS.get(w) == DIGIT_WORDS[word]]
+                )
+            else:
+                out.append([words.index(word)])
+        return out
+
+    def decode(self, scores: FrameScores, expected: int | None) -> list[Scored]:
+        """N-best readings, best first (an empty reading is dropped from the list but still
+        competes for the posterior)."""
+        if scores.num_frames == 0:
+            return []
+        max_count = max(expected or 0, 10) + self.max_extra
+        paths = viterbi(scores, self.grammar, self.params, max_count)
+        if not paths:
+            return []
+        classes = self.classes()
+        cands: list[tuple[tuple[str, ...], float, Path | None]] = [
+            (self._words(p), p.score + self.prior(k, expected), p) for k, p in paths.items()
+        ]
+        best = max(cands, key=lambda c: c[1])
+        if best[2] is not None:
+            for words, gain in self._substitutions(scores, best[2], classes):
+                prior = self.prior(count_digits(words), expected)
+                cands.append((words, best[2].score + gain + prior, None))
+        return self._rank(scores, cands, classes)
+
+    def _words(self, path: Path) -> tuple[str, ...]:
+        return tuple(self.grammar.words[w] for w in path.words)
+
+    def _substitutions(
+        self, scores: FrameScores, path: Path, classes: Sequence[Sequence[int]]
+    ) -> list[tuple[tuple[str, ...], float]]:
+        """Readings with one word swapped for the best word of another class over its span,
+        with the change of path score."""
+        words = self.grammar.words
+        out: list[tuple[tuple[str, ...], float]] = []
+        for i, w in enumerate(path.words):
+            start, end = path.spans[i]
+            seg = scores.words[start : end + 1].astype(np.float64).sum(axis=0)
+            gains = seg - seg[w]
+            gains[list(classes[w])] = NEG_INF
+            j = int(gains.argmax())
+            if gains[j] <= NEG_INF / 2:
+                continue
+            new = list(self._words(path))
+            new[i] = words[j]
+            out.append((tuple(new), float(gains[j])))
+        return out
+
+    def _rank(
+        self,
+        scores: FrameScores,
+        cands: list[tuple[tuple[str, ...], float, Path | None]],
+        classes: Sequence[Sequence[int]],
+    ) -> list[Scored]:
+        # Merge readings the reader reads alike (variants), keeping the best spelling.
+        merged: dict[str, tuple[tuple[str, ...], float, Path | None]] = {}
+        mass: dict[str, list[float]] = {}
+        for words, score, path in cands:
+            key = words_to_digits(words)
+            mass.setdefault(key, []).append(score)
+            if key not in merged or score > merged[key][1]:
+                merged[key] = (words, score, path)
+        keys = list(merged)
+        totals = [_logsumexp(mass[k]) for k in keys]
+        post = _softmax(totals)
+        order = sorted(range(len(keys)), key=lambda i: -totals[i])
+        out: list[Scored] = []
+        for i in order:
+            words, score, path = merged[keys[i]]
+            if not words:
+                if not out:
+                    return []  # nothing heard is the best reading
+                continue
+            wc: tuple[float, ...] = ()
+            if path is not None:
+                wc = tuple(_word_confidence(scores, path, j, classes) for j in range(len(words)))
+            out.append(Scored(words, totals[i], post[i], wc, keys[i]))
+            if len(out) >= self.nbest:
+                break
+        return out
+
+
+def _logsumexp(values: Sequence[float]) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+# --------------------------------------------------------------------------------------------
+# Yes / no
+# --------------------------------------------------------------------------------------------
+
+#: The words of the number reader's yes/no tables that are single tokens of the model: yes
+#: ("đúng", "phải", "có", "chính xác", "được", "ok", "chuẩn"), no ("không", "sai", "chưa", "nhầm",
+#: "hông"), politeness ("dạ", "vâng", "ừ"), "rồi" (of "đúng rồi", "sai rồi"), and the second
+#: words of the neutral phrases ("không biết", "có thể"...), so that those are heard whole
+#: instead of as a bare "không" or "có". Everything else is the filler.
+YESNO_WORDS = (
+    "đúng", "phải", "có", "chính", "xác", "được", "ok", "chuẩn", "rồi",
+    "không", "sai", "chưa", "nhầm", "hông",
+    "dạ", "vâng", "ừ",
+    "biết", "nhớ", "rõ", "hiểu", "nghe", "chắc", "thể", "lẽ",
+)  # fmt: skip
+
+
+def yesno_grammar(words: Sequence[str] = YESNO_WORDS, max_words: int = 4) -> LoopGrammar:
+    """Any sequence of the yes/no words (counted, to get readings of each length)."""
+    vocab = tuple(words)
+    moves = {(0, w): (1, 0) for w in range(len(vocab))}
+    del max_words
+    return LoopGrammar(vocab, 1, moves)
+
+
+#: How a stretch of other speech (the filler) is written in yes/no hypotheses: an unknown word
+#: to the number reader, so that "dạ <unk>" ("yes, but...") is unclear, not a polite yes.
+UNKNOWN_WORD = "<unk>"
+
+
+@dataclass(frozen=True)
+class YesNoDecoder:
+    """Yes/no mode: a loop over the yes/no words with a filler; nothing heard is a reading.
+
+    Other speech on the best path is written as :data:`UNKNOWN_WORD` (with its own score).
+    """
+
+    grammar: LoopGrammar = field(default_factory=yesno_grammar)
+    params: SearchParams = field(
+        default_factory=lambda: SearchParams(word_penalty=0.0, filler_penalty=1.0)
+    )
+    empty_penalty: float = 2.0  # log prior against "nothing was said" when there is speech
+    #: A word is written as unknown speech unless, at its peak frame, it holds at least this
+    #: share of the non-blank posterior (it is more likely this word than any other speech)...
+    min_share: float = 0.5
+    #: ... and the probability that it was emitted at all reaches this.
+    min_presence: float = 0.15
+    max_words: int = 4
+    nbest: int = 3
+    aliases: tuple[tuple[Mapping[str, Sequence[str]], float], ...] = ()
+
+    def word_classes(self, token_ids: Mapping[str, int]) -> WordClasses:
+        return word_classes(self.grammar.words, token_ids, self.aliases)
+
+    def decode(self, scores: FrameScores) -> list[Scored]:
+        if scores.num_frames == 0:
+            return []
+        paths = viterbi(scores, self.grammar, self.params, self.max_words)
+        if not paths:
+            return []
+        words = self.grammar.words
+        classes = [[j] for j in range(len(words))]
+        cands: list[tuple[tuple[str, ...], float, tuple[float, ...]]] = []
+        for k, path in paths.items():
+            score = path.score - (self.empty_penalty if k == 0 else 0.0)
+            text, confidences = self._reading(scores, path, classes)
+            cands.append((text, score, confidences))
+        best = max(range(len(cands)), key=lambda i: cands[i][1])
+        best_path = paths[list(paths)[best]]
+        for i, w in enumerate(best_path.words):
+            start, end = best_path.spans[i]
+            seg = scores.words[start : end + 1].astype(np.float64).sum(axis=0)
+            gains = seg - seg[w]
+            gains[w] = NEG_INF
+            j = int(gains.argmax())
+            swapped = Path(
+                best_path.count,
+                best_path.score,
+                tuple(j if n == i else x for n, x in enumerate(best_path.words)),
+                best_path.spans,
+                best_path.fillers,
+            )
+            text, _ = self._reading(scores, swapped, classes)
+            cands.append((text, cands[best][1] + float(gains[j]), ()))
+        merged: dict[tuple[str, ...], tuple[float, tuple[float, ...]]] = {}
+        for ws, score, wc in cands:
+            if ws not in merged or score > merged[ws][0]:
+                merged[ws] = (score, wc)
+        keys = sorted(merged, key=lambda k: -merged[k][0])
+        post = _softmax([merged[k][0] for k in keys])
+        out: list[Scored] = []
+        for i, ws in enumerate(keys):
+            score, wc = merged[ws]
+            if all(w == UNKNOWN_WORD for w in ws):
+                if not out:
+                    return []  # nothing, or nothing but other speech: no answer heard
+                continue
+            out.append(Scored(ws, score, post[i], wc))
+            if len(out) >= self.nbest:
+                break
+        return out
+
+    def _reading(
+        self, scores: FrameScores, path: Path, classes: Sequence[Sequence[int]]
+    ) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """The path's words in time order, other speech as :data:`UNKNOWN_WORD`, with scores."""
+        items = [
+            (path.spans[i][0], self.grammar.words[w], _word_confidence(scores, path, i, classes))
+            for i, w in enumerate(path.words)
+        ]
+        for start, end in path.fillers:
+            peak = float(np.exp(scores.other[start : end + 1].astype(np.float64)).max())
+            items.append((start, UNKNOWN_WORD, peak))
+        items.sort(key=lambda x: x[0])
+        keep = {
+            path.spans[i][0]
+            for i in range(len(path.words))
+            if _share(scores, path, i) >= self.min_share
+        }
+        items = [
+            (t, w if (t in keep and c >= self.min_presence) else UNKNOWN_WORD, c)
+            for t, w, c in items
+        ]
+        return tuple(w for _, w, _ in items), tuple(c for _, _, c in items)

@@ -1,0 +1,298 @@
+"""The CTC decoders on synthetic log-posterior matrices (no model needed)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from assistant.asr.decoder import (
+    DIGIT_WORDS,
+    HUNDRED,
+    TEN,
+    TENS,
+    UNKNOWN_WORD,
+    DigitDecoder,
+    FrameScores,
+    LengthPrior,
+    SearchParams,
+    WordClasses,
+    YesNoDecoder,
+    count_digits,
+    digit_grammar,
+    greedy_labels,
+    restrict,
+    viterbi,
+    words_to_digits,
+)
+
+DIGITS = DigitDecoder()
+WORDS = DIGITS.grammar.words
+YESNO = YesNoDecoder()
+
+# A frame is "-" (blank), "?" (other speech: a class outside the grammar), a word, or a
+# (word, probability) pair whose rest is blank.
+Frame = str | tuple[str, float]
+
+
+def frames(spec: list[Frame], words: tuple[str, ...] = WORDS, other: float = 0.9) -> FrameScores:
+    """Per-frame scores for a list of frames over ``words``."""
+    n = len(spec)
+    probs = np.full((n, len(words) + 2), 1e-6)  # columns: blank, words..., other
+    for t, f in enumerate(spec):
+        word, p = (f, 0.98) if isinstance(f, str) else f
+        if word == "-":
+            probs[t, 0] = 1.0
+        elif word == "?":
+            probs[t, -1], probs[t, 0] = other, 1.0 - other
+        else:
+            probs[t, 1 + words.index(word)] = p
+            probs[t, 0] = 1.0 - p
+    probs /= probs.sum(axis=1, keepdims=True)
+    logp = np.log(probs).astype(np.float32)
+    return FrameScores(logp[:, 0], logp[:, 1:-1], logp[:, -1])
+
+
+def said(*words: str, gap: int = 2) -> list[Frame]:
+    out: list[Frame] = ["-"] * gap
+    for w in words:
+        out += [w] + ["-"] * gap
+    return out
+
+
+def text(decoder_out: list) -> str:  # type: ignore[type-arg]
+    return decoder_out[0].text if decoder_out else ""
+
+
+TEN_DIGITS = ("không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín")
+
+
+# -- the digit grammar and the length prior ----------------------------------------------------
+
+
+def test_clear_code_is_read_whole() -> None:
+    out = DIGITS.decode(frames(said(*TEN_DIGITS)), 10)
+    assert text(out) == " ".join(TEN_DIGITS)
+    assert out[0].confidence is not None and out[0].confidence > 0.9
+    assert len(out[0].word_confidences) == 10
+    assert min(out[0].word_confidences) > 0.9
+
+
+def test_prior_drops_an_ambiguous_extra_digit_when_ten_are_expected() -> None:
+    spec = [*said(*TEN_DIGITS[:5]), ("hai", 0.6), "-", "-", *said(*TEN_DIGITS[5:])]
+    scores = frames(spec)
+    free = DIGITS.decode(scores, None)
+    assert len(words_to_digits(free[0].words)) == 11  # no prior: the extra "hai" is kept
+    out = DIGITS.decode(scores, 10)
+    assert text(out) == " ".join(TEN_DIGITS)
+    assert any(len(words_to_digits(h.words)) == 11 for h in out[1:])  # still an alternative
+
+
+def test_prior_keeps_a_weak_digit_that_completes_the_code() -> None:
+    spec = [*said(*TEN_DIGITS[:4]), ("ba", 0.3), "-", "-", *said(*TEN_DIGITS[4:9])]
+    scores = frames(spec)
+    assert len(DIGITS.decode(scores, 9)[0].words) == 9  # nine expected: the weak one dropped
+    out = DIGITS.decode(scores, 10)
+    assert out[0].words == (*TEN_DIGITS[:4], "ba", *TEN_DIGITS[4:9])
+    assert out[0].word_confidences[4] < 0.5  # and it is reported as a weak digit
+
+
+def test_prior_is_soft_a_partial_reading_stays_partial() -> None:
+    out = DIGITS.decode(frames(said("bốn", "năm", "sáu")), 10)
+    assert text(out) == "bốn năm sáu"
+
+
+def test_silence_gives_nothing_whatever_is_expected() -> None:
+    assert DIGITS.decode(frames(["-"] * 40), 10) == []
+    assert DIGITS.decode(FrameScores.empty(len(WORDS)), 10) == []
+
+
+def test_length_prior_shape() -> None:
+    prior = LengthPrior()
+    assert prior(10, 10) == 0.0
+    assert prior(9, 10) < 0.0 and prior(11, 10) < 0.0
+    assert prior(9, 10) > prior(8, 10) >= prior(3, 10)  # more missing: no more likely...
+    assert prior(3, 10) >= -prior.short_cap  # ...but capped: reading in parts stays possible
+    assert prior(12, 10) < prior(11, 10)
+    assert prior(5, None) == 0.0 and prior(0, None) < 0.0
+
+
+def test_repeated_digit_needs_a_blank_between() -> None:
+    assert text(DIGITS.decode(frames(["-", "hai", "hai", "-"]), None)) == "hai"
+    assert text(DIGITS.decode(frames(["-", "hai", "-", "hai", "-"]), None)) == "hai hai"
+
+
+def test_filler_absorbs_other_speech_instead_of_inventing_digits() -> None:
+    spec = [*said(*TEN_DIGITS[:5]), "?", "?", "?", "-", *said(*TEN_DIGITS[5:])]
+    # Give the other speech a little "hai" too, as a real model would.
+    scores = frames(spec)
+    words, blank = scores.words.copy(), scores.blank.copy()
+    for t, f in enumerate(spec):
+        if f == "?":
+            words[t, WORDS.index("hai")] = math.log(0.08)
+            blank[t] = math.log(0.02)
+    scores = FrameScores(blank, words, scores.other)
+    assert text(DIGITS.decode(scores, 10)) == " ".join(TEN_DIGITS)
+    without = DigitDecoder(params=SearchParams(use_filler=False))
+    assert len(without.decode(scores, None)[0].words) == 11  # the filler is what saved it
+
+
+def test_n_best_offers_the_runner_up_digit_with_its_posterior() -> None:
+    spec = said(*TEN_DIGITS[:3])
+    spec += [("ba", 0.5), "-", "-"]
+    spec += said(*TEN_DIGITS[4:])
+    scores = frames(spec)
+    words = scores.words.copy()
+    t = spec.index(("ba", 0.5))
+    words[t, WORDS.index("tám")] = math.log(0.45)
+    scores = FrameScores(scores.blank, words, scores.other)
+    out = DIGITS.decode(scores, 10)
+    assert out[0].words[3] == "ba"
+    rivals = [h for h in out[1:] if len(h.words) == 10]
+    assert rivals and rivals[0].words[3] == "tám"
+    assert 0.1 < rivals[0].confidence < out[0].confidence
+    assert out[0].word_confidences[3] < 0.9
+
+
+def test_variants_merge_into_one_reading() -> None:
+    # The model splits one word between "năm" and "lăm": one digit 5, not two readings.
+    scores = frames(said("bốn", "năm"))
+    words = scores.words.copy()
+    t = said("bốn", "năm").index("năm")
+    words[t, WORDS.index("năm")] = math.log(0.5)
+    words[t, WORDS.index("lăm")] = math.log(0.45)
+    scores = FrameScores(scores.blank, words, scores.other)
+    out = DIGITS.decode(scores, 2)
+    assert words_to_digits(out[0].words) == "45"
+    assert out[0].word_confidences[1] > 0.9
+    assert all(words_to_digits(h.words) != "45" for h in out[1:])
+
+
+# -- grouped readings -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("words", "digits"),
+    [
+        ("mười hai", "12"),
+        ("ba mươi tư", "34"),
+        ("hai mươi mốt", "21"),
+        ("năm mươi lăm", "55"),
+        ("mười", "10"),
+        ("bảy mươi", "70"),
+        ("bảy mươi ba mươi tư", "7034"),  # a digit before mươi belongs to that mươi
+        ("một trăm linh năm", "105"),
+        ("hai trăm ba mươi tư", "234"),
+        ("không năm", "05"),
+    ],
+)
+def test_grouped_readings_decode_and_count_like_the_reader(words: str, digits: str) -> None:
+    seq = words.split()
+    out = DIGITS.decode(frames(said(*seq)), len(digits))
+    assert out[0].words == tuple(seq)
+    assert words_to_digits(out[0].words) == digits
+    assert count_digits(seq) == len(digits)
+
+
+def test_grouped_code_in_pairs_counts_ten() -> None:
+    seq = ["mười", "hai", "ba", "mươi", "tư", "không", "năm", "sáu", "mươi", "bảy", "tám"]
+    seq += ["mươi", "mốt"]
+    out = DIGITS.decode(frames(said(*seq)), 10)
+    assert words_to_digits(out[0].words) == "1234056781"
+
+
+GRAMMAR_WORDS = [*DIGIT_WORDS, TEN, TENS, HUNDRED]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(GRAMMAR_WORDS), max_size=8))
+def test_counts_follow_the_grammar_moves(seq: list[str]) -> None:
+    assert count_digits(seq) == len(words_to_digits(seq))
+
+
+def test_every_word_sequence_is_allowed() -> None:
+    grammar = digit_grammar()
+    for g in range(grammar.num_states):
+        for w in range(len(grammar.words)):
+            assert (g, w) in grammar.moves
+
+
+# -- the number reader reads the decoder's words as the decoder counts them --------------------
+
+
+def test_reader_agrees_with_the_decoder_on_grouped_readings() -> None:
+    reader = pytest.importorskip("assistant.numbers").NumberReader.load()
+    rng = np.random.default_rng(5)
+    for _ in range(2000):
+        seq = list(rng.choice(GRAMMAR_WORDS, size=int(rng.integers(1, 8))))
+        assert reader.read_digits(" ".join(seq)).digits == words_to_digits(seq), seq
+
+
+def test_decoder_words_are_reader_words() -> None:
+    reader = pytest.importorskip("assistant.numbers").NumberReader.load()
+    assert set(WORDS) <= reader.vocabulary_digits()
+    assert set(YESNO.grammar.words) <= reader.vocabulary_yesno()
+
+
+# -- yes / no -------------------------------------------------------------------------------
+
+YN = YESNO.grammar.words
+
+
+def test_yesno_reads_the_answer_words() -> None:
+    assert text(YESNO.decode(frames(said("đúng", "rồi"), YN))) == "đúng rồi"
+    assert text(YESNO.decode(frames(said("không"), YN))) == "không"
+    assert text(YESNO.decode(frames(said("dạ", "không", "phải"), YN))) == "dạ không phải"
+
+
+def test_yesno_silence_or_other_speech_is_no_answer() -> None:
+    assert YESNO.decode(frames(["-"] * 30, YN)) == []
+    assert YESNO.decode(frames(["-", "?", "?", "?", "-"], YN)) == []
+
+
+def test_yesno_other_speech_next_to_politeness_is_marked_unknown() -> None:
+    out = YESNO.decode(frames(["-", "dạ", "-", "?", "?", "-"], YN))
+    assert out[0].words == ("dạ", UNKNOWN_WORD)
+    assert len(out[0].word_confidences) == 2
+
+
+def test_yesno_a_word_that_is_mostly_other_speech_is_unknown() -> None:
+    spec: list[Frame] = ["-", "?", "-"]
+    scores = frames(spec, YN, other=0.7)
+    words = scores.words.copy()
+    words[1, YN.index("có")] = math.log(0.25)  # some "có" inside other speech
+    scores = FrameScores(scores.blank, words, scores.other)
+    assert YESNO.decode(scores) == []
+
+
+def test_yesno_a_weak_but_unrivalled_answer_is_kept() -> None:
+    out = YESNO.decode(frames(["-", "-", ("đúng", 0.5), "-", "-"], YN))
+    assert text(out) == "đúng"
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def test_restrict_sums_classes_and_keeps_the_rest_as_other() -> None:
+    logp = np.log(np.array([[0.5, 0.2, 0.1, 0.15, 0.05]], dtype=np.float64)).astype(np.float32)
+    classes = WordClasses((((1, 1.0), (2, 0.5)), ((3, 1.0),)))  # word 0: id 1 + ½ id 2
+    scores = restrict(logp, 0, classes)
+    assert math.isclose(math.exp(scores.blank[0]), 0.5, rel_tol=1e-5)
+    assert math.isclose(math.exp(scores.words[0, 0]), 0.25, rel_tol=1e-5)
+    assert math.isclose(math.exp(scores.words[0, 1]), 0.15, rel_tol=1e-5)
+    assert math.isclose(math.exp(scores.other[0]), 0.05, rel_tol=1e-4)
+
+
+def test_greedy_labels_collapse_repeats_and_drop_filler() -> None:
+    scores = frames(["-", "hai", "hai", "-", "?", "ba", "-"])
+    assert [WORDS[i] for i in greedy_labels(scores)] == ["hai", "ba"]
+
+
+def test_viterbi_paths_per_count() -> None:
+    paths = viterbi(frames(said("hai", "ba")), DIGITS.grammar, SearchParams(), 4)
+    assert paths[2].words == (WORDS.index("hai"), WORDS.index("ba"))
+    assert paths[2].score > paths[1].score > paths[0].score
+    assert all(s <= e for s, e in paths[2].spans)

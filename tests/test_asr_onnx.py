@@ -1,0 +1,355 @@
+"""The ONNX recogniser: the model inside viet-asr, the engine port, streaming, errors.
+
+Tests that need the model skip when viet-asr is not installed; corpus tests skip when
+../shared/corpus is absent. The engine's plumbing is also tested with a fake chunk model, so
+that errors and streaming are pinned without onnxruntime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import threading
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from assistant.asr import model as model_mod
+from assistant.asr.decoder import DIGIT_WORDS, YESNO_WORDS
+from assistant.asr.engine import OUT_FRAMES, OnnxRecognizer, OnnxSession
+from assistant.asr.model import (
+    MODEL_SHA256,
+    NUM_CLASSES,
+    PINNED,
+    ModelData,
+    extract,
+    load_model,
+)
+from assistant.errors import RecognizerError
+from assistant.paths import shared_corpus_dir
+from assistant.ports import PCM, ListenMode, ListenSpec, Recognition, Recognizer
+
+FIXTURES = Path(__file__).parent / "fixtures" / "asr"
+DIGITS10 = ListenSpec(ListenMode.DIGITS, 10)
+
+
+def read_wav(path: Path) -> PCM:
+    with wave.open(str(path)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+
+
+def decode(session: OnnxSession, pcm: PCM, spec: ListenSpec, chunk: int = 320) -> Recognition:
+    session.begin(spec)
+    for i in range(0, len(pcm), chunk):
+        session.feed(pcm[i : i + chunk])
+    return session.end()
+
+
+@pytest.fixture(scope="module")
+def model() -> ModelData:
+    try:
+        return load_model()
+    except RecognizerError as exc:
+        if exc.code == "asr_model_missing":
+            pytest.skip(f"viet-asr is not installed: {exc}")
+        raise
+
+
+@pytest.fixture(scope="module")
+def recognizer(model: ModelData) -> OnnxRecognizer:
+    return OnnxRecognizer(model, threads=1)
+
+
+@pytest.fixture(scope="module")
+def reader() -> Any:
+    return pytest.importorskip("assistant.numbers").NumberReader.load()
+
+
+# -- the model inside the wheel -----------------------------------------------------------------
+
+
+def test_model_is_extracted_and_checked(model: ModelData) -> None:
+    assert model.sha256 == MODEL_SHA256
+    assert hashlib.sha256(model.onnx).hexdigest() == MODEL_SHA256
+    assert model.tokens[0] == "<blank>" and len(model.tokens) >= NUM_CLASSES
+    singles = {t[1:] for t in model.tokens[:NUM_CLASSES] if t.startswith("▁")}
+    assert set(DIGIT_WORDS) | {"mười", "mươi", "trăm"} | set(YESNO_WORDS) <= singles
+    assert "bytes" in repr(model) and MODEL_SHA256 not in repr(model)
+    assert load_model() is model  # cached in memory
+
+
+def test_a_changed_model_fails_loudly(model: ModelData) -> None:
+    with pytest.raises(RecognizerError) as err:
+        load_model(model.library, model_sha256="0" * 64)
+    assert err.value.code == "asr_model_changed"
+    assert PINNED in err.value.message and "viet-asr==0.1.0.dev11" in str(err.value)
+
+
+def test_a_missing_library_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(RecognizerError) as err:
+        load_model(tmp_path / "libvietasr.so")
+    assert err.value.code == "asr_model_missing"
+    monkeypatch.setenv(model_mod.LIBRARY_ENV, str(tmp_path / "nowhere.so"))
+    with pytest.raises(RecognizerError) as err:
+        OnnxRecognizer.load()
+    assert err.value.code == "asr_model_missing"
+    assert "pip install" in err.value.message or "reinstall" in err.value.message
+
+
+def test_a_library_without_the_symbols_is_a_changed_package(model: ModelData) -> None:
+    other = model.library.parent / "libonnxruntime_providers_shared.so"
+    if not other.is_file():
+        pytest.skip("no second library in the wheel")
+    with pytest.raises(RecognizerError) as err:
+        load_model(other)
+    assert err.value.code == "asr_model_changed"
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc to build a fake library")
+def test_symbols_are_read_from_any_library_and_hashes_checked(tmp_path: Path) -> None:
+    onnx, table = b"not really a model\x00\x01", b"<blank> 0\n<unk> 1\n"
+    source = tmp_path / "fake.c"
+
+    def array(name: str, data: bytes) -> str:
+        body = ", ".join(str(b) for b in data)
+        return (
+            f"const unsigned char {name}[] = {{{body}}};\n"
+            f"const unsigned long {name}_size = {len(data)};\n"
+        )
+
+    source.write_text(array("vietasr_asr_model_onnx", onnx) + array("vietasr_asr_vocab", table))
+    lib = tmp_path / "libfake.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib), str(source)], check=True)
+    assert extract(lib) == (onnx, table)
+    with pytest.raises(RecognizerError) as err:
+        load_model(lib)  # the pinned digest
+    assert err.value.code == "asr_model_changed"
+    assert "0.1.0.dev11" in err.value.message
+    with pytest.raises(RecognizerError) as err:  # right digests, but a table too small
+        load_model(
+            lib,
+            model_sha256=hashlib.sha256(onnx).hexdigest(),
+            vocab_sha256=hashlib.sha256(table).hexdigest(),
+        )
+    assert err.value.code == "asr_model_changed"
+
+
+# -- the recogniser on audio --------------------------------------------------------------------
+
+
+def test_port_attributes(recognizer: OnnxRecognizer) -> None:
+    port: Recognizer = recognizer
+    assert (port.name, port.sample_rate) == ("onnx", 16000)
+
+
+def test_fixture_digits(recognizer: OnnxRecognizer, reader: Any) -> None:
+    pcm = read_wav(FIXTURES / "espeak_chin_nam_hai.wav")  # espeak-ng: "chín, năm, hai"
+    session = recognizer.open_session()
+    result = decode(session, pcm, ListenSpec(ListenMode.DIGITS, 3))
+    assert reader.read_digits(result.text).digits == "952"
+    best = result.hypotheses[0]
+    assert best.confidence is not None and 0.0 <= best.confidence <= 1.0
+    assert len(best.word_confidences) == len(best.text.split())
+    session.close()
+
+
+def test_streaming_gives_the_same_result_as_one_chunk(recognizer: OnnxRecognizer) -> None:
+    pcm = read_wav(FIXTURES / "espeak_chin_nam_hai.wav")
+    session = recognizer.open_session()
+    for spec in (ListenSpec(ListenMode.DIGITS, 3), ListenSpec(ListenMode.FREE)):
+        whole = decode(session, pcm, spec, chunk=len(pcm))
+        streamed = decode(session, pcm, spec, chunk=320)
+        odd = decode(session, pcm, spec, chunk=777)
+        assert whole == streamed == odd
+    session.close()
+
+
+def test_partials_arrive_while_audio_is_fed(recognizer: OnnxRecognizer) -> None:
+    pcm = read_wav(FIXTURES / "espeak_chin_nam_hai.wav")
+    session = recognizer.open_session()
+    session.begin(ListenSpec(ListenMode.DIGITS, 3))
+    partials = [session.feed(pcm[i : i + 320]) for i in range(0, len(pcm), 320)]
+    final = session.end()
+    assert partials[0] == ""
+    assert any(p for p in partials)
+    assert partials[-1].split() == final.text.split()
+    session.close()
+
+
+def test_silence_is_nothing(recognizer: OnnxRecognizer) -> None:
+    session = recognizer.open_session()
+    quiet = np.zeros(16000, dtype=np.int16)
+    for spec in (DIGITS10, ListenSpec(ListenMode.YESNO), ListenSpec(ListenMode.FREE)):
+        assert decode(session, quiet, spec) == Recognition()
+    session.begin(DIGITS10)
+    assert session.end() == Recognition()  # no audio at all
+    session.close()
+
+
+def test_one_model_shared_by_concurrent_sessions(recognizer: OnnxRecognizer) -> None:
+    pcm = read_wav(FIXTURES / "espeak_chin_nam_hai.wav")
+    spec = ListenSpec(ListenMode.DIGITS, 3)
+    expected = decode(recognizer.open_session(), pcm, spec)
+    results: list[Recognition] = []
+
+    def call() -> None:
+        session = recognizer.open_session()
+        for _ in range(2):
+            results.append(decode(session, pcm, spec, chunk=640))
+        session.close()
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [expected] * 6
+
+
+# -- the shared corpus --------------------------------------------------------------------------
+
+
+def corpus_clips() -> dict[str, list[PCM]]:
+    root = shared_corpus_dir()
+    if root is None:
+        pytest.skip("shared corpus not present (../shared/corpus/real_vi_dev)")
+    clips: dict[str, list[PCM]] = {}
+    for line in (root / "manifest.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        cols = line.split("\t")
+        if cols[3] == "lephuongbg_words:lephuong" and cols[6] in ("digit", "digit_variant"):
+            clips.setdefault(cols[2], []).append(read_wav(root / cols[0]))
+    return clips
+
+
+@pytest.mark.corpus
+def test_corpus_code_read_whole(recognizer: OnnxRecognizer, reader: Any) -> None:
+    clips = corpus_clips()
+    rng = np.random.default_rng(2024)
+    session = recognizer.open_session()
+    for _ in range(2):
+        code = "".join(str(d) for d in rng.integers(0, 10, size=10))
+        parts = [np.zeros(4000, dtype=np.int16)]
+        for d in code:
+            options = clips[d]
+            parts += [options[int(rng.integers(len(options)))], np.zeros(4000, dtype=np.int16)]
+        result = decode(session, np.concatenate(parts), DIGITS10)
+        assert reader.read_digits(result.text).digits == code
+    session.close()
+
+
+@pytest.mark.corpus
+def test_corpus_telephone_answers(recognizer: OnnxRecognizer, reader: Any) -> None:
+    root = shared_corpus_dir()
+    if root is None:
+        pytest.skip("shared corpus not present")
+    from assistant.audio.resample import resample
+
+    answers: dict[str, list[Path]] = {"yes": [], "no": []}
+    for line in (root / "manifest.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        cols = line.split("\t")
+        if cols[3] == "unknown" and cols[6] in answers and len(answers[cols[6]]) < 5:
+            answers[cols[6]].append(root / cols[0])
+    session = recognizer.open_session()
+    for label, paths in answers.items():
+        for path in paths:
+            with wave.open(str(path)) as w:
+                rate = w.getframerate()
+                pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+            result = decode(session, resample(pcm, rate, 16000), ListenSpec(ListenMode.YESNO))
+            assert str(reader.read_yesno(result.text)) == label, path.name
+    session.close()
+
+
+# -- the engine's plumbing with a fake model ----------------------------------------------------
+
+
+def fake_model_data(words: tuple[str, ...]) -> ModelData:
+    tokens = ["<blank>", "<unk>", *("▁" + w for w in words)]
+    tokens += [f"x{i}" for i in range(NUM_CLASSES - len(tokens))]
+    return ModelData(b"", tuple(tokens), Path("fake"), "0" * 64)
+
+
+class ScriptedModel:
+    """Emits blanks, except the given (output frame → token id) peaks; can be made to fail."""
+
+    def __init__(self, peaks: dict[int, int] | None = None, fail: bool = False) -> None:
+        self.peaks = peaks or {}
+        self.fail = fail
+        self.calls = 0
+
+    def run(self, output_names: list[str] | None, feed: dict[str, Any]) -> list[Any]:
+        if self.fail:
+            raise RuntimeError("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : bad input")
+        self.calls += 1
+        first = int(feed["offset"][0, 0])
+        out: npt.NDArray[np.float32] = np.full((1, OUT_FRAMES, NUM_CLASSES), -30.0, np.float32)
+        out[0, :, 0] = 0.0
+        for frame, token in self.peaks.items():
+            if first <= frame < first + OUT_FRAMES:
+                out[0, frame - first, 0] = -30.0
+                out[0, frame - first, token] = 0.0
+        return [out, feed["att_cache"], feed["cnn_cache"]]
+
+
+ALL_WORDS = (*DIGIT_WORDS, "mười", "mươi", "trăm", *YESNO_WORDS)
+
+
+def test_engine_errors_become_clear_messages() -> None:
+    words = tuple(dict.fromkeys(ALL_WORDS))
+    failing = ScriptedModel()
+    rec = OnnxRecognizer(fake_model_data(words), chunk_model=failing, prime_seconds=0)
+    session = rec.open_session()
+    session.begin(DIGITS10)
+    failing.fail = True
+    with pytest.raises(RecognizerError) as err:
+        session.feed(np.zeros(16000, dtype=np.int16))
+    assert err.value.code == "asr_decode_failed"
+    assert str(err.value).startswith("[asr_decode_failed] speech recogniser failed while decoding")
+    assert "RuntimeError" in err.value.message and "INVALID_ARGUMENT" in err.value.message
+
+
+def test_misuse_is_reported() -> None:
+    words = tuple(dict.fromkeys(ALL_WORDS))
+    rec = OnnxRecognizer(fake_model_data(words), chunk_model=ScriptedModel(), prime_seconds=0)
+    session = rec.open_session()
+    with pytest.raises(RecognizerError, match="begin"):
+        session.feed(np.zeros(320, dtype=np.int16))
+    session.begin(DIGITS10)
+    with pytest.raises(RecognizerError, match="int16"):
+        session.feed(np.zeros(320, dtype=np.float32))  # type: ignore[arg-type, unused-ignore]
+    session.close()
+    with pytest.raises(RecognizerError):
+        session.begin(DIGITS10)
+    rec.close()
+    with pytest.raises(RecognizerError):
+        rec.open_session()
+
+
+def test_a_model_without_a_grammar_word_is_a_changed_model() -> None:
+    with pytest.raises(RecognizerError) as err:
+        OnnxRecognizer(fake_model_data(("hai",)), chunk_model=ScriptedModel(), prime_seconds=0)
+    assert err.value.code == "asr_model_changed"
+
+
+def test_scripted_digits_go_through_the_whole_engine(reader: Any) -> None:
+    words = tuple(dict.fromkeys(ALL_WORDS))
+    data = fake_model_data(words)
+    ids = {w: 2 + i for i, w in enumerate(words)}
+    seq = ["không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín"]
+    peaks = {3 + 4 * i: ids[w] for i, w in enumerate(seq)}  # one word every 160 ms
+    scripted = ScriptedModel(peaks)
+    rec = OnnxRecognizer(data, chunk_model=scripted, prime_seconds=0)
+    session = rec.open_session()
+    pcm = np.zeros(int(16000 * 2.0), dtype=np.int16)
+    result = decode(session, pcm, DIGITS10)
+    assert reader.read_digits(result.text).digits == "0123456789"
+    assert result.hypotheses[0].word_confidences == (1.0,) * 10
+    # Nothing lost at chunk boundaries: every peak, wherever it fell, was heard.
+    assert scripted.calls == 5  # 198 feature frames: 4 full chunks and a padded one
+    session.close()
