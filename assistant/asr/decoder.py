@@ -7,10 +7,12 @@ that is not in the grammar: "dạ", "mã số của tôi là", a cough). They ru
 ``blank* (word blank*)*`` whose states also count, so that one search yields the best reading of
 each length; a length prior then picks among them, and the runners-up become the N-best.
 
-Counting follows the number reader's rules for grouped readings: a digit word adds 1; ``mười``
-adds 2 ("10") and a unit word after it or after ``mươi`` adds 0 (it replaces the 0); ``mươi``
-after a digit adds 1; ``trăm`` after a digit adds 2, and ``linh``/``lẻ``, a tens digit or a unit
-after it add 0.
+Digits mode counts digits the way the number reader (:mod:`assistant.numbers`) will read the
+words: a digit word adds 1, ``mười`` 2, a unit after ``mười``/``mươi`` 0 (it replaces the 0) unless
+a ``mươi``/``trăm`` follows and takes it back, and so on (:func:`digit_grammar`). A word's score is
+its own token's posterior plus a discounted share of its tone neighbours' ("nằm" for "năm"); the
+length prior is soft, so a code read in parts still comes out in parts. Yes/no mode writes other
+speech as ``<unk>`` so that the reader does not take "dạ, [something else]" for a polite yes.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ class SearchParams:
 
 @dataclass(frozen=True)
 class Path:
-    """A best path: word indices with their frame spans, the frame labels, and its score."""
+    """A best path: its count, score, word indices with their frame spans, filler spans."""
 
     count: int
     score: float
@@ -388,9 +390,6 @@ DIGIT_WORDS: dict[str, int] = {
 TEN = "mười"  # "10", or 1x before a unit
 TENS = "mươi"  # x0 after a digit
 HUNDRED = "trăm"
-LINH = ("linh", "lẻ")
-#: How a word is written in hypotheses (kept for callers that map spellings).
-SPELLING: dict[str, str] = {}
 #: Tokens that stand for a grammar word with full weight: the model's own spelling of it.
 MODEL_SPELLINGS: dict[str, tuple[str, ...]] = {"nhăm": ("nhằm",)}
 #: Neighbours of the digit words: the same letters, another tone (weight
@@ -593,7 +592,7 @@ class Scored:
 
     @property
     def text(self) -> str:
-        return " ".join(SPELLING.get(w, w) for w in self.words)
+        return " ".join(self.words)
 
 
 def _word_confidence(

@@ -151,7 +151,9 @@ class OnnxRecognizer:
         self._digit_columns = self.digit_classes.columns()
         self._yesno_columns = self.yesno_classes.columns()
         self.model_sha256 = model.sha256
-        self._model = chunk_model if chunk_model is not None else create_session(model, threads)
+        self._model: ChunkModel | None = (
+            chunk_model if chunk_model is not None else create_session(model, threads)
+        )
         self._closed = False
         self._lock = threading.Lock()
         self.initial_state = self._prime(prime_seconds)
@@ -195,8 +197,14 @@ class OnnxRecognizer:
         return OnnxSession(self)
 
     def close(self) -> None:
+        """Stop: sessions fail from now on, and the onnxruntime session is freed. Idempotent."""
         with self._lock:
             self._closed = True
+            self._model = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"model {self.model_sha256[:12]}"
+        return f"<OnnxRecognizer {state}>"
 
     def restrict(self, logp: Float32, mode: ListenMode) -> FrameScores:
         """The scores a grammar mode keeps of one chunk's log-posteriors."""
@@ -208,10 +216,11 @@ class OnnxRecognizer:
         self, chunk: Float32, offset: int, att: Float32, cnn: Float32
     ) -> tuple[Float32, Float32, Float32]:
         """One chunk through the model: log-posteriors [10, C] and the new caches."""
-        if self._closed:
+        model = self._model
+        if self._closed or model is None:
             raise RecognizerError("the recogniser is closed", code="asr_decode_failed")
         try:
-            out, new_att, new_cnn = self._model.run(
+            out, new_att, new_cnn = model.run(
                 None,
                 {
                     "chunk": chunk[None],
@@ -301,9 +310,16 @@ class OnnxSession:
         return result
 
     def close(self) -> None:
+        """Drop the utterance and refuse further use. Idempotent."""
         self._closed = True
         self._scores = []
+        self._best_ids = []
+        self._best_logp = []
         self._spec = None
+
+    def __repr__(self) -> str:  # never the text heard: it may hold a code
+        state = "closed" if self._closed else (self._spec.mode.value if self._spec else "idle")
+        return f"<OnnxSession {state}>"
 
     # -- internals -----------------------------------------------------------------------------
 
