@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Protocol
 
-from assistant.dialog import (
+from assistant.core.dialog import (
     Action,
     CallStarted,
     Digits,
@@ -40,8 +40,8 @@ from assistant.dialog import (
     PasswordIssued,
     Say,
 )
-from assistant.ports import Hypothesis, ListenMode, Recognition
-from assistant.settings import DialogSettings
+from assistant.core.ports import Hypothesis, ListenMode, Recognition
+from assistant.core.settings import DialogSettings
 
 
 class YesNoLike(Protocol):
@@ -61,7 +61,10 @@ class DigitReadingLike(Protocol):
 
 
 class Reader(Protocol):
-    """What the dialog needs from the number reader (:class:`assistant.numbers.NumberReader`)."""
+    """What the dialog needs from the number reader.
+
+    (:class:`assistant.language.numbers.NumberReader`)
+    """
 
     def read_digits(self, text: str) -> DigitReadingLike: ...
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from assistant.dialog import (
+from assistant.core.dialog import (
     CallStarted,
     Event,
     Heard,
@@ -14,7 +14,7 @@ from assistant.dialog import (
     NoInput,
     PasswordIssued,
 )
-from assistant.ports import Hypothesis, Recognition
+from assistant.core.ports import Hypothesis, Recognition
 from dialogs.reset import ResetState
 
 CODE_WORDS = " ".join(["không"] * 10)

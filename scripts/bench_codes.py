@@ -2,8 +2,9 @@
 
 Whole-code accuracy goes through the dialog's own path: recogniser (digits mode,
 ``expected_digits=10``) → hypotheses → the reset dialog's reading (best hypothesis through
-:class:`assistant.numbers.NumberReader`, digits marked unsure from rival hypotheses and low word
-scores) → digits == code. Yes/no: recogniser (yes/no mode) → best text → ``read_yesno``.
+:class:`assistant.language.numbers.NumberReader`, digits marked unsure from rival
+hypotheses and low word scores) → digits == code. Yes/no: recogniser (yes/no mode) → best
+text → ``read_yesno``.
 
 Sets (seeded; every engine hears the same audio):
 
@@ -52,9 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.audio.g711 import phone_line
 from assistant.audio.resample import resample
-from assistant.numbers import NumberReader, YesNo
-from assistant.paths import shared_corpus_dir
-from assistant.ports import (
+from assistant.core.paths import shared_corpus_dir
+from assistant.core.ports import (
     PCM,
     Audio,
     ListenMode,
@@ -63,6 +63,7 @@ from assistant.ports import (
     Recognizer,
     RecognizerSession,
 )
+from assistant.language.numbers import NumberReader, YesNo
 
 RATE = 16000
 FEED = 320  # 20 ms frames, as the runtime feeds them
@@ -328,11 +329,11 @@ def load_engine(name: str, threads: int) -> tuple[Recognizer, float, float]:
 
         rec = OnnxRecognizer.load(threads=threads)
     elif name == "vietasr":
-        from assistant.adapters.asr_vietasr import VietAsrRecognizer
+        from assistant.asr.vietasr import VietAsrRecognizer
 
         rec = VietAsrRecognizer(sample_rate=RATE)
     elif name == "vosk":
-        from assistant.engines import SpeechSettings, make_recognizer
+        from assistant.asr.factory import SpeechSettings, make_recognizer
 
         rec = make_recognizer(SpeechSettings(asr="vosk"))
     else:

@@ -36,12 +36,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing the package
     sys.path.insert(0, str(ROOT))
 
-from assistant.adapters.asr_vosk import (  # noqa: E402
+from assistant.asr.vosk import (  # noqa: E402
     DEFAULT_MODEL,
     LARGE_MODEL,
     inspect_model_dir,
 )
-from assistant.paths import models_dir  # noqa: E402
+from assistant.core.paths import models_dir  # noqa: E402
 
 BASE_URL = "https://alphacephei.com/vosk/models/"
 CHUNK = 1 << 16

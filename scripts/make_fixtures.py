@@ -50,9 +50,9 @@ from assistant.audio.wav import (  # noqa: E402
     to_wav_bytes,
     write_wav,
 )
-from assistant.fakes_audio import noise, tone  # noqa: E402
-from assistant.ports import PCM, Audio  # noqa: E402
-from assistant.voice import trim_silence  # noqa: E402
+from assistant.call.prompt_voice import trim_silence  # noqa: E402
+from assistant.core.ports import PCM, Audio  # noqa: E402
+from assistant.testing.audio import noise, tone  # noqa: E402
 
 RATE = 16000
 LEAD_S = 1.0

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from assistant.dialog_graph import explore, mermaid
-from assistant.numbers import NumberReader
+from assistant.core.graph import explore, mermaid
+from assistant.language.numbers import NumberReader
 from dialogs.reset import ResetDialog, ResetState
 from dialogs.reset_samples import canonical_state, sample_events
 

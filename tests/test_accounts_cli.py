@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from assistant import accounts_cli
-from assistant.passwords import ScryptParams
-from assistant.store import SqlAccountStore
+from assistant.accounts.passwords import ScryptParams
+from assistant.accounts.store import SqlAccountStore
+from assistant.cli import accounts as accounts_cli
 
 CODE = "0123456789"
 PHONE = "0912345678"
@@ -251,7 +251,7 @@ def test_real_process_exit_codes(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'proc.sqlite3'}"
     script = (
         "import argparse, sys\n"
-        "from assistant import accounts_cli\n"
+        "from assistant.cli import accounts as accounts_cli\n"
         "p = argparse.ArgumentParser()\n"
         "accounts_cli.register(p.add_subparsers(required=True))\n"
         "args = p.parse_args(sys.argv[1:])\n"

@@ -224,7 +224,7 @@ def test_every_word_sequence_is_allowed() -> None:
 
 
 def test_reader_agrees_with_the_decoder_on_grouped_readings() -> None:
-    reader = pytest.importorskip("assistant.numbers").NumberReader.load()
+    reader = pytest.importorskip("assistant.language.numbers").NumberReader.load()
     rng = np.random.default_rng(5)
     for _ in range(2000):
         seq = list(rng.choice(GRAMMAR_WORDS, size=int(rng.integers(1, 8))))
@@ -232,7 +232,7 @@ def test_reader_agrees_with_the_decoder_on_grouped_readings() -> None:
 
 
 def test_decoder_words_are_reader_words() -> None:
-    reader = pytest.importorskip("assistant.numbers").NumberReader.load()
+    reader = pytest.importorskip("assistant.language.numbers").NumberReader.load()
     assert set(WORDS) <= reader.vocabulary_digits()
     assert set(YESNO.grammar.words) <= reader.vocabulary_yesno()
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from assistant.adapters.asr_fake import FakeRecognizer, FakeScriptExhausted
-from assistant.errors import RecognizerError
-from assistant.ports import (
+from assistant.core.errors import RecognizerError
+from assistant.core.ports import (
     Audio,
     Hypothesis,
     ListenMode,
@@ -16,6 +15,7 @@ from assistant.ports import (
     Recognizer,
     RecognizerSession,
 )
+from assistant.testing.recognizer import FakeRecognizer, FakeScriptExhausted
 
 DIGITS = ListenSpec(ListenMode.DIGITS, 10)
 YESNO = ListenSpec(ListenMode.YESNO)

@@ -30,9 +30,9 @@ from assistant.asr.model import (
     extract,
     load_model,
 )
-from assistant.errors import RecognizerError
-from assistant.paths import shared_corpus_dir
-from assistant.ports import PCM, ListenMode, ListenSpec, Recognition, Recognizer
+from assistant.core.errors import RecognizerError
+from assistant.core.paths import shared_corpus_dir
+from assistant.core.ports import PCM, ListenMode, ListenSpec, Recognition, Recognizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "asr"
 DIGITS10 = ListenSpec(ListenMode.DIGITS, 10)
@@ -68,7 +68,7 @@ def recognizer(model: ModelData) -> OnnxRecognizer:
 
 @pytest.fixture(scope="module")
 def reader() -> Any:
-    return pytest.importorskip("assistant.numbers").NumberReader.load()
+    return pytest.importorskip("assistant.language.numbers").NumberReader.load()
 
 
 # -- the model inside the wheel -----------------------------------------------------------------

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from assistant.adapters import asr_vietasr
-from assistant.adapters.asr_vietasr import (
+from assistant.asr import vietasr as asr_vietasr
+from assistant.asr.vietasr import (
     ENGINE_KEEPS,
     SegmentCollector,
     VietAsrRecognizer,
@@ -28,9 +28,9 @@ from assistant.adapters.asr_vietasr import (
     dropped_lines,
 )
 from assistant.audio.wav import read_wav
-from assistant.errors import RecognizerError
-from assistant.paths import shared_corpus_dir
-from assistant.ports import ListenMode, ListenSpec, Recognizer, RecognizerSession
+from assistant.core.errors import RecognizerError
+from assistant.core.paths import shared_corpus_dir
+from assistant.core.ports import ListenMode, ListenSpec, Recognizer, RecognizerSession
 
 DIGITS = ListenSpec(ListenMode.DIGITS, 10)
 YESNO = ListenSpec(ListenMode.YESNO)

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from assistant.adapters import asr_vosk
-from assistant.adapters.asr_vosk import (
+from assistant.asr import vosk as asr_vosk
+from assistant.asr.vosk import (
     DOWNLOAD_HINT,
     Piece,
     VoskRecognizer,
@@ -40,8 +40,8 @@ from assistant.adapters.asr_vosk import (
     softmax,
 )
 from assistant.audio.wav import read_wav
-from assistant.errors import RecognizerError
-from assistant.ports import ListenMode, ListenSpec, Recognizer, RecognizerSession
+from assistant.core.errors import RecognizerError
+from assistant.core.ports import ListenMode, ListenSpec, Recognizer, RecognizerSession
 
 DIGITS = ListenSpec(ListenMode.DIGITS, 10)
 YESNO = ListenSpec(ListenMode.YESNO)

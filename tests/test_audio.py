@@ -32,9 +32,9 @@ from assistant.audio.wav import (
     wav_info,
     write_wav,
 )
-from assistant.errors import AudioError
-from assistant.fakes_audio import noise, tone
-from assistant.ports import Audio
+from assistant.core.errors import AudioError
+from assistant.core.ports import Audio
+from assistant.testing.audio import noise, tone
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ALL_INT16 = np.arange(-32768, 32768, dtype=np.int16)

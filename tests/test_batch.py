@@ -1,6 +1,6 @@
 """replay-batch: scenarios from a CSV or a folder, one shared recogniser, Markdown/HTML report.
 
-The caller's turns are generated tones heard by :class:`assistant.fakes_media.ToneRecognizer`
+The caller's turns are generated tones heard by :class:`assistant.testing.media.ToneRecognizer`
 (each phrase is a pitch), so the whole path runs (WAV reading, endpointing, dialog, store) with
 no speech model.
 """
@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from assistant.accounts.store import SqlAccountStore
+from assistant.asr.factory import SpeechSettings
 from assistant.audio.wav import write_wav
-from assistant.batch import load_scenarios, report_format_for, run_batch
-from assistant.engines import SpeechSettings
-from assistant.errors import ConfigError, RecognizerError, StoreError
-from assistant.fakes_audio import concat, silence
-from assistant.fakes_media import ToneRecognizer, ToneSession
-from assistant.ports import Audio
-from assistant.store import SqlAccountStore
+from assistant.batch.runner import load_scenarios, report_format_for, run_batch
+from assistant.core.errors import ConfigError, RecognizerError, StoreError
+from assistant.core.ports import Audio
+from assistant.testing.audio import concat, silence
+from assistant.testing.media import ToneRecognizer, ToneSession
 
 CODE = "0123456789"
 PHONE = "0912345678"
@@ -70,22 +70,33 @@ def csv_batch(tmp_path: Path, rec: ToneRecognizer) -> Path:
     wav(d / "yes.wav", rec, "đúng")
     wav(d / "no.wav", rec, "không")
     (d / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
-    return write_csv(d / "scenarios.csv", [
-        ["happy", PHONE, "code.wav;yes.wav;no.wav", "password_issued", CODE],
-        ["withheld", "", "", "no_caller_id", ""],
-        ["other phone", OTHER_PHONE, "code.wav; yes.wav", "mismatch", CODE],
-        ["wrong digits", PHONE, "wrong_code.wav;yes.wav", "mismatch", CODE],
-        ["unreadable", PHONE, "code.wav;broken.wav", "password_issued", ""],
-        ["missing file", PHONE, "nowhere.wav", "password_issued", ""],
-        ["# a comment row", "", "", "", ""],
-        ["bad expect", PHONE, "code.wav", "reset_ok", ""],
-    ])
+    return write_csv(
+        d / "scenarios.csv",
+        [
+            ["happy", PHONE, "code.wav;yes.wav;no.wav", "password_issued", CODE],
+            ["withheld", "", "", "no_caller_id", ""],
+            ["other phone", OTHER_PHONE, "code.wav; yes.wav", "mismatch", CODE],
+            ["wrong digits", PHONE, "wrong_code.wav;yes.wav", "mismatch", CODE],
+            ["unreadable", PHONE, "code.wav;broken.wav", "password_issued", ""],
+            ["missing file", PHONE, "nowhere.wav", "password_issued", ""],
+            ["# a comment row", "", "", "", ""],
+            ["bad expect", PHONE, "code.wav", "reset_ok", ""],
+        ],
+    )
 
 
-def run(path: Path, db_url: str, rec: ToneRecognizer, report: Path, fmt: str | None = None) \
-        -> dict[str, object]:
-    return run_batch(path, db_url=db_url, speech=SpeechSettings(), report_path=report, fmt=fmt,
-                     progress=False, recognizer=rec)
+def run(
+    path: Path, db_url: str, rec: ToneRecognizer, report: Path, fmt: str | None = None
+) -> dict[str, object]:
+    return run_batch(
+        path,
+        db_url=db_url,
+        speech=SpeechSettings(),
+        report_path=report,
+        fmt=fmt,
+        progress=False,
+        recognizer=rec,
+    )
 
 
 def test_csv_batch_pass_fail_and_markdown_report(
@@ -116,8 +127,9 @@ def test_csv_batch_pass_fail_and_markdown_report(
     assert re.search(r"\| asr \| 7 \|", md)  # 3 + 2 + 2 recognised turns
     assert "asr_rtf" not in md
     # scenario table: masked caller, expected (code masked), outcome, result, reason
-    assert ("| happy | *******678 | password_issued (code *******789) | password_issued | "
-            "pass |") in md
+    assert (
+        "| happy | *******678 | password_issued (code *******789) | password_issued | pass |"
+    ) in md
     assert "| withheld | - | no_caller_id | no_caller_id | pass |" in md
     assert "| other phone | *******321 | mismatch (code *******789) | mismatch | pass |" in md
     assert "code read back differs from expect_digits at digit(s) 10" in md
@@ -135,8 +147,9 @@ def test_csv_batch_pass_fail_and_markdown_report(
     assert CODE not in md.replace(f"digits {CODE}", "")  # the code only as the digits heard
 
 
-def test_no_password_in_reports(csv_batch: Path, db_url: str, rec: ToneRecognizer,
-                                tmp_path: Path) -> None:
+def test_no_password_in_reports(
+    csv_batch: Path, db_url: str, rec: ToneRecognizer, tmp_path: Path
+) -> None:
     md_path, html_path = tmp_path / "r.md", tmp_path / "r.html"
     run(csv_batch, db_url, rec, md_path)
     store = SqlAccountStore(db_url)
@@ -162,11 +175,14 @@ def test_html_report_is_self_contained_and_escaped(
     d = tmp_path / "calls"
     wav(d / "code.wav", rec, CODE_WORDS)
     wav(d / "yes.wav", rec, "đúng")
-    batch = write_csv(d / "s.csv", [
-        ["<script>alert(1)</script> & co", PHONE, "code.wav;yes.wav", "password_issued", ""],
-        ["gave up <b>", PHONE, "", "gave_up", ""],
-        ["expect wrong", PHONE, "code.wav;yes.wav", "hung_up", ""],
-    ])
+    batch = write_csv(
+        d / "s.csv",
+        [
+            ["<script>alert(1)</script> & co", PHONE, "code.wav;yes.wav", "password_issued", ""],
+            ["gave up <b>", PHONE, "", "gave_up", ""],
+            ["expect wrong", PHONE, "code.wav;yes.wav", "hung_up", ""],
+        ],
+    )
     out = tmp_path / "report.HTML"
     summary = run(batch, db_url, rec, out)
     assert summary["format"] == "html"
@@ -203,19 +219,22 @@ def test_folder_batch(tmp_path: Path, db_url: str, rec: ToneRecognizer) -> None:
     wav(root / "01 happy" / "turn2.wav", rec, "đúng")
     wav(root / "01 happy" / "turn1.wav", rec, CODE_WORDS)
     wav(root / "01 happy" / "turn10.wav", rec, "không")
-    (root / "01 happy" / "scenario.json").write_text(json.dumps(
-        {"caller": PHONE, "expect": "password_issued", "expect_digits": "0123 456 789"}))
+    (root / "01 happy" / "scenario.json").write_text(
+        json.dumps({"caller": PHONE, "expect": "password_issued", "expect_digits": "0123 456 789"})
+    )
     (root / "02 withheld").mkdir()
-    (root / "02 withheld" / "scenario.json").write_text(json.dumps(
-        {"caller": None, "expect": "no_caller_id"}))
+    (root / "02 withheld" / "scenario.json").write_text(
+        json.dumps({"caller": None, "expect": "no_caller_id"})
+    )
     wav(root / "03 no json" / "t.wav", rec, "đúng")
     (root / "04 says no").mkdir()
     wav(root / "04 says no" / "a.wav", rec, CODE_WORDS)
     for name in ("b", "c", "d", "e", "f"):  # no, code, no, code, no: three failed attempts
         text = "sai" if name in {"b", "d", "f"} else CODE_WORDS
         wav(root / "04 says no" / f"{name}.wav", rec, text)
-    (root / "04 says no" / "scenario.json").write_text(json.dumps(
-        {"caller": PHONE, "expect": "gave_up", "expect_digits": CODE}))
+    (root / "04 says no" / "scenario.json").write_text(
+        json.dumps({"caller": PHONE, "expect": "gave_up", "expect_digits": CODE})
+    )
     (root / "_ignored").mkdir()
     (root / "notes.txt").write_text("not a scenario")
 
@@ -237,10 +256,13 @@ def test_expect_digits_checks_what_was_read_back_when_nothing_was_looked_up(
     d = tmp_path / "c"
     wav(d / "wrong.wav", rec, WRONG_CODE_WORDS)
     wav(d / "no.wav", rec, "sai")
-    batch = write_csv(d / "s.csv", [
-        ["heard wrong, said no", PHONE, "wrong.wav;no.wav", "gave_up", CODE],
-        ["nothing read back", PHONE, "", "gave_up", CODE],
-    ])
+    batch = write_csv(
+        d / "s.csv",
+        [
+            ["heard wrong, said no", PHONE, "wrong.wav;no.wav", "gave_up", CODE],
+            ["nothing read back", PHONE, "", "gave_up", CODE],
+        ],
+    )
     summary = run(batch, db_url, rec, tmp_path / "r.md")
     assert summary["passed"] == 0
     md = (tmp_path / "r.md").read_text(encoding="utf-8")
@@ -249,8 +271,11 @@ def test_expect_digits_checks_what_was_read_back_when_nothing_was_looked_up(
 
 
 def test_csv_errors(tmp_path: Path, db_url: str, rec: ToneRecognizer) -> None:
-    bad = write_csv(tmp_path / "bad.csv", [["x", "", "", "gave_up"]],
-                    header=["name", "caller", "expect", "turns_missing"])
+    bad = write_csv(
+        tmp_path / "bad.csv",
+        [["x", "", "", "gave_up"]],
+        header=["name", "caller", "expect", "turns_missing"],
+    )
     with pytest.raises(ConfigError) as err:
         load_scenarios(bad)
     assert err.value.code == "scenarios_invalid"
@@ -262,9 +287,14 @@ def test_csv_errors(tmp_path: Path, db_url: str, rec: ToneRecognizer) -> None:
     with pytest.raises(ConfigError) as err:
         load_scenarios(empty)
     assert err.value.code == "scenarios_empty"
-    dup = write_csv(tmp_path / "dup.csv", [["a", "", "", "no_caller_id", ""],
-                                           ["a", "", "", "no_caller_id", ""],
-                                           ["b", "", "", "no_caller_id", "12x"]])
+    dup = write_csv(
+        tmp_path / "dup.csv",
+        [
+            ["a", "", "", "no_caller_id", ""],
+            ["a", "", "", "no_caller_id", ""],
+            ["b", "", "", "no_caller_id", "12x"],
+        ],
+    )
     problems = [s.problem and s.problem.message for s in load_scenarios(dup)]
     assert problems == [None, "duplicate scenario name", "expect_digits must hold digits only"]
 
@@ -286,20 +316,34 @@ def test_all_scenarios_invalid_loads_no_recogniser(tmp_path: Path, db_url: str) 
     (d / "broken.wav").write_bytes(b"not a wav")
     batch = write_csv(d / "s.csv", [["x", PHONE, "broken.wav", "password_issued", ""]])
     # no recogniser injected: the onnx model would be loaded only if some call could run
-    summary = run_batch(batch, db_url=db_url, speech=SpeechSettings(),
-                        report_path=tmp_path / "r.md", fmt=None, progress=False)
+    summary = run_batch(
+        batch,
+        db_url=db_url,
+        speech=SpeechSettings(),
+        report_path=tmp_path / "r.md",
+        fmt=None,
+        progress=False,
+    )
     assert summary["failed"] == 1
     assert summary["engine"] == "onnx (not loaded)"
     assert "[audio_unreadable] broken.wav" in (tmp_path / "r.md").read_text(encoding="utf-8")
 
 
-def test_progress_bar_goes_to_stderr(tmp_path: Path, db_url: str, rec: ToneRecognizer,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_bar_goes_to_stderr(
+    tmp_path: Path, db_url: str, rec: ToneRecognizer, capsys: pytest.CaptureFixture[str]
+) -> None:
     d = tmp_path / "c"
     d.mkdir()
     batch = write_csv(d / "s.csv", [["withheld", "", "", "no_caller_id", ""]])
-    run_batch(batch, db_url=db_url, speech=SpeechSettings(), report_path=tmp_path / "r.md",
-              fmt=None, progress=True, recognizer=rec)
+    run_batch(
+        batch,
+        db_url=db_url,
+        speech=SpeechSettings(),
+        report_path=tmp_path / "r.md",
+        fmt=None,
+        progress=True,
+        recognizer=rec,
+    )
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "replay" in captured.err
@@ -324,8 +368,13 @@ def test_engine_failure_fails_the_scenario_not_the_batch(tmp_path: Path, db_url:
     rec = FailingRecognizer(PHRASES)
     d = tmp_path / "c"
     wav(d / "code.wav", rec, CODE_WORDS)
-    batch = write_csv(d / "s.csv", [["speaks", PHONE, "code.wav", "password_issued", ""],
-                                    ["withheld", "", "", "no_caller_id", ""]])
+    batch = write_csv(
+        d / "s.csv",
+        [
+            ["speaks", PHONE, "code.wav", "password_issued", ""],
+            ["withheld", "", "", "no_caller_id", ""],
+        ],
+    )
     summary = run(batch, db_url, rec, tmp_path / "r.md")
     assert summary["failures"] == ["speaks"]
     md = (tmp_path / "r.md").read_text(encoding="utf-8")

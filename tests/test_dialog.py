@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.dialog import (
+from assistant.core.dialog import (
     Action,
     CallStarted,
     Digits,
@@ -22,9 +22,9 @@ from assistant.dialog import (
     PasswordIssued,
     Say,
 )
-from assistant.numbers import NumberReader
-from assistant.ports import Hypothesis, Recognition
-from assistant.settings import DialogSettings
+from assistant.core.ports import Hypothesis, Recognition
+from assistant.core.settings import DialogSettings
+from assistant.language.numbers import NumberReader
 from dialogs.reset import Phase, ResetDialog, ResetState
 
 CALLER = "0912345678"
@@ -396,7 +396,7 @@ def test_settings_change_the_limits() -> None:
 
 
 def test_interpret_follows_the_mode(dialog: ResetDialog) -> None:
-    from assistant.ports import ListenMode
+    from assistant.core.ports import ListenMode
 
     heard = Heard.text("không")
     assert dialog.interpret(ListenMode.DIGITS, heard) == {"digits": "0"}

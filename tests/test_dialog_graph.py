@@ -6,9 +6,9 @@ import typing
 
 import pytest
 
-from assistant import dialog as d
-from assistant.dialog_graph import explore, reaches_final, stalls
-from assistant.numbers import NumberReader
+from assistant.core import dialog as d
+from assistant.core.graph import explore, reaches_final, stalls
+from assistant.language.numbers import NumberReader
 from dialogs.reset import Phase, ResetDialog
 from dialogs.reset_samples import canonical_state, sample_events
 

@@ -15,10 +15,10 @@ from assistant.audio.endpoint import (
 )
 from assistant.audio.g711 import phone_line
 from assistant.audio.wav import read_wav
-from assistant.errors import ConfigError
-from assistant.fakes_audio import concat, mix, noise, silence, tone
-from assistant.paths import shared_corpus_dir
-from assistant.ports import PCM, Audio
+from assistant.core.errors import ConfigError
+from assistant.core.paths import shared_corpus_dir
+from assistant.core.ports import PCM, Audio
+from assistant.testing.audio import concat, mix, noise, silence, tone
 
 R = 8000
 

@@ -1,5 +1,5 @@
 """``mic``: the sound-card media (over a fake ``sounddevice``), the scripted caller media and
-tone recogniser (assistant.fakes_media), and whole calls through ``run_mic_with``.
+tone recogniser (assistant.testing.media), and whole calls through ``run_mic_with``.
 
 No audio device is used: the backend is injected through the constructor.
 """
@@ -15,15 +15,27 @@ from typing import Any
 import numpy as np
 import pytest
 
-from assistant.adapters.audio_sounddevice import (
+from assistant.accounts.store import SqlAccountStore
+from assistant.cli.mic import InterruptibleMedia, run_mic, run_mic_with
+from assistant.core.errors import AudioError, RecognizerError, TransportError
+from assistant.core.ports import (
+    Audio,
+    AudioFrame,
+    CallerId,
+    CallerSource,
+    DtmfDigit,
+    ListenMode,
+    ListenSpec,
+    RemoteHangup,
+)
+from assistant.telephony.sounddevice import (
     SoundDeviceMedia,
     list_devices,
     load_sounddevice,
     parse_device,
 )
-from assistant.errors import AudioError, RecognizerError, TransportError
-from assistant.fakes_audio import FakeSynthesizer, tone
-from assistant.fakes_media import (
+from assistant.testing.audio import FakeSynthesizer, tone
+from assistant.testing.media import (
     BoxDone,
     BoxSpeaks,
     Do,
@@ -39,18 +51,6 @@ from assistant.fakes_media import (
     ToneRecognizer,
     Until,
 )
-from assistant.mic import InterruptibleMedia, run_mic, run_mic_with
-from assistant.ports import (
-    Audio,
-    AudioFrame,
-    CallerId,
-    CallerSource,
-    DtmfDigit,
-    ListenMode,
-    ListenSpec,
-    RemoteHangup,
-)
-from assistant.store import SqlAccountStore
 
 CODE = "0123456789"
 PHONE = "0912345678"
@@ -65,8 +65,13 @@ class FakePortAudioError(Exception):
 
 
 def device(name: str, index: int, inputs: int, outputs: int, rate: float) -> dict[str, Any]:
-    return {"name": name, "index": index, "max_input_channels": inputs,
-            "max_output_channels": outputs, "default_samplerate": rate}
+    return {
+        "name": name,
+        "index": index,
+        "max_input_channels": inputs,
+        "max_output_channels": outputs,
+        "default_samplerate": rate,
+    }
 
 
 MIC = device("USB Mic", 0, 1, 0, 48000.0)
@@ -97,8 +102,13 @@ class FakeSoundDevice:
 
     PortAudioError = FakePortAudioError
 
-    def __init__(self, devices: list[dict[str, Any]] | None = None, *, latency: float = 0.0,
-                 fail: dict[str, Exception] | None = None) -> None:
+    def __init__(
+        self,
+        devices: list[dict[str, Any]] | None = None,
+        *,
+        latency: float = 0.0,
+        fail: dict[str, Exception] | None = None,
+    ) -> None:
         self.devices = [MIC, SPEAKER, HEADSET] if devices is None else devices
         self.latency = latency
         self.fail = fail or {}
@@ -121,8 +131,11 @@ class FakeSoundDevice:
             return self.devices[device]
         found = [d for d in usable if device.lower() in d["name"].lower()]
         if len(found) != 1:
-            raise ValueError(f"No {kind} device matching {device!r}" if not found
-                             else f"Multiple {kind} devices found for {device!r}")
+            raise ValueError(
+                f"No {kind} device matching {device!r}"
+                if not found
+                else f"Multiple {kind} devices found for {device!r}"
+            )
         return found[0]
 
     def _stream(self, kind: str, kwargs: dict[str, Any]) -> FakeStream:
@@ -162,7 +175,12 @@ def test_input_callback_becomes_20ms_frames() -> None:
     with media_over(backend, sample_rate=16000, input_device="0") as media:
         kw = backend.streams[0].kwargs
         assert (kw["samplerate"], kw["blocksize"], kw["channels"], kw["dtype"], kw["device"]) == (
-            16000, 320, 1, "int16", 0)
+            16000,
+            320,
+            1,
+            "int16",
+            0,
+        )
         assert media.receive(0) is None
         feed_input(backend, np.arange(500))
         first = media.receive(0.01)
@@ -183,8 +201,11 @@ def test_full_input_queue_keeps_the_newest_audio() -> None:
     with media_over(backend, sample_rate=8000, rx_queue_s=0.1) as media:  # 5 frames
         for i in range(8):
             feed_input(backend, np.full(160, i))
-        got = [int(e.samples[0]) for e in iter(lambda: media.receive(0), None)
-               if isinstance(e, AudioFrame)]
+        got = [
+            int(e.samples[0])
+            for e in iter(lambda: media.receive(0), None)
+            if isinstance(e, AudioFrame)
+        ]
     assert got == [3, 4, 5, 6, 7]
     assert media.rx_dropped_frames == 3
 
@@ -257,7 +278,10 @@ def test_devices_by_name_or_index() -> None:
         assert backend.streams[1].kwargs["device"] == 2
     devices = list_devices(backend)
     assert [(d["index"], d["name"], d["inputs"], d["outputs"]) for d in devices] == [
-        (0, "USB Mic", 1, 0), (1, "Speakers", 0, 2), (2, "USB Headset", 1, 2)]
+        (0, "USB Mic", 1, 0),
+        (1, "Speakers", 0, 2),
+        (2, "USB Headset", 1, 2),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -325,8 +349,9 @@ def test_missing_portaudio_or_package() -> None:
     assert load_sounddevice(lambda name: backend) is backend
 
 
-def test_run_mic_on_a_machine_without_sound_card(tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_mic_on_a_machine_without_sound_card(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The real sounddevice: no device here fails before any model is loaded."""
     try:
         backend = load_sounddevice()
@@ -344,7 +369,7 @@ def test_run_mic_on_a_machine_without_sound_card(tmp_path: Path,
 
 
 def _speech(**kwargs: Any) -> Any:
-    from assistant.engines import SpeechSettings
+    from assistant.asr.factory import SpeechSettings
 
     return SpeechSettings(**kwargs)
 
@@ -358,8 +383,9 @@ def drain(media: ScriptedMedia, n: int) -> list[Any]:
 
 def test_scripted_media_timeline_keys_and_hangup() -> None:
     clip = tone(440, 0.1, 8000)
-    media = ScriptedMedia([Until(0.1), Speak(clip, "hello"), Press("12", gap_s=0.04),
-                           Hangup("bye")], rate=8000)
+    media = ScriptedMedia(
+        [Until(0.1), Speak(clip, "hello"), Press("12", gap_s=0.04), Hangup("bye")], rate=8000
+    )
     assert media.caller.number == PHONE
     events = drain(media, 17)
     frames = [e for e in events if isinstance(e, AudioFrame)]
@@ -375,8 +401,12 @@ def test_scripted_media_timeline_keys_and_hangup() -> None:
     assert not caller[:800].any()
     assert np.array_equal(caller[800:1600], clip)
     assert [(e.at_s, e.kind, e.detail) for e in media.log] == [
-        (0.1, "speak_start", "hello"), (0.2, "speak_end", "hello"), (0.2, "key", "1"),
-        (0.24, "key", "2"), (0.28, "hangup", "bye")]
+        (0.1, "speak_start", "hello"),
+        (0.2, "speak_end", "hello"),
+        (0.2, "key", "1"),
+        (0.24, "key", "2"),
+        (0.28, "hangup", "bye"),
+    ]
 
 
 def test_scripted_media_plays_the_box_in_real_time() -> None:
@@ -407,8 +437,9 @@ def test_scripted_media_plays_the_box_in_real_time() -> None:
 
 def test_scripted_caller_waits_for_the_box() -> None:
     clip = tone(500, 0.1, 8000)
-    media = ScriptedMedia([BoxDone(0.3), Speak(clip, "answer"), BoxSpeaks(0.1),
-                           Press("5")], rate=8000)
+    media = ScriptedMedia(
+        [BoxDone(0.3), Speak(clip, "answer"), BoxSpeaks(0.1), Press("5")], rate=8000
+    )
     drain(media, 10)  # 0.2 s: the box has said nothing yet, the caller waits
     media.play(tone(300, 0.5, 8000))  # the box speaks from 0.2 to 0.7 s
     events = drain(media, 60)
@@ -423,8 +454,7 @@ def test_scripted_caller_waits_for_the_box() -> None:
 
 def test_scripted_media_no_media_limit_and_end_of_script() -> None:
     clock = ManualClock()
-    media = ScriptedMedia([NoMedia(0.25), Silence(0.04)], rate=8000, clock=clock,
-                          then="hangup")
+    media = ScriptedMedia([NoMedia(0.25), Silence(0.04)], rate=8000, clock=clock, then="hangup")
     assert [media.receive(0.1) for _ in range(3)] == [None, None, None]
     assert clock() == pytest.approx(0.25)
     assert media.now_s == 0.0
@@ -503,24 +533,39 @@ def db_url(tmp_path: Path) -> str:
 
 
 def mic_args(db: str, **kw: Any) -> argparse.Namespace:
-    base: dict[str, Any] = {"db": db, "caller": PHONE, "barge_in": False, "prompt_pack": None,
-                            "input_device": None, "output_device": None, "rate": 16000,
-                            "list_devices": False}
+    base: dict[str, Any] = {
+        "db": db,
+        "caller": PHONE,
+        "barge_in": False,
+        "prompt_pack": None,
+        "input_device": None,
+        "output_device": None,
+        "rate": 16000,
+        "list_devices": False,
+    }
     return argparse.Namespace(**(base | kw))
 
 
-def call(media: ScriptedMedia, rec: ToneRecognizer, args: argparse.Namespace) \
-        -> tuple[dict[str, Any], str]:
+def call(
+    media: ScriptedMedia, rec: ToneRecognizer, args: argparse.Namespace
+) -> tuple[dict[str, Any], str]:
     out = io.StringIO()
-    result = run_mic_with(media, rec, FakeSynthesizer(media.sample_rate), args, out=out,
-                          clock=media.clock)
+    result = run_mic_with(
+        media, rec, FakeSynthesizer(media.sample_rate), args, out=out, clock=media.clock
+    )
     return result, out.getvalue()
 
 
 def polite_caller(rec: ToneRecognizer, *extra: Step) -> list[Step]:
-    return [BoxDone(), Speak(rec.clip(CODE_WORDS, 1.2), "code"), BoxDone(),
-            Speak(rec.clip("đúng", 0.5), "yes"), BoxDone(), Speak(rec.clip("không", 0.5), "no"),
-            *extra]
+    return [
+        BoxDone(),
+        Speak(rec.clip(CODE_WORDS, 1.2), "code"),
+        BoxDone(),
+        Speak(rec.clip("đúng", 0.5), "yes"),
+        BoxDone(),
+        Speak(rec.clip("không", 0.5), "no"),
+        *extra,
+    ]
 
 
 @pytest.mark.parametrize("rate", [8000, 16000])
@@ -534,8 +579,11 @@ def test_spoken_call_issues_a_password(db_url: str, rate: int) -> None:
     assert result["caller"] == "*******678"
     assert [t.get("heard") for t in result["turns"][:3]] == [CODE_WORDS, "đúng", "không"]
     assert result["turns"][0]["digits"] == CODE
-    assert result["stages"]["reply_latency"] == [pytest.approx(1.4), pytest.approx(0.7),
-                                                 pytest.approx(0.7)]
+    assert result["stages"]["reply_latency"] == [
+        pytest.approx(1.4),
+        pytest.approx(0.7),
+        pytest.approx(0.7),
+    ]
     assert media.box_hung_up_at is not None
     assert "Trợ lý: Xin chào quý khách." in console
     assert f"\r… {CODE_WORDS}" in console  # live partial on one line
@@ -547,8 +595,9 @@ def test_spoken_call_issues_a_password(db_url: str, rate: int) -> None:
 
 def test_keypad_call(db_url: str) -> None:
     rec = ToneRecognizer(PHRASES)
-    media = ScriptedMedia([BoxDone(), Press(CODE + "#"), BoxDone(), Press("1"), BoxDone(),
-                           Press("2")], rate=8000)
+    media = ScriptedMedia(
+        [BoxDone(), Press(CODE + "#"), BoxDone(), Press("1"), BoxDone(), Press("2")], rate=8000
+    )
     result, console = call(media, rec, mic_args(db_url))
     assert result["outcome"] == "password_issued"
     assert result["turns"][0]["keys"] == CODE + "#"
@@ -557,8 +606,14 @@ def test_keypad_call(db_url: str) -> None:
 
 def test_barge_in_interrupts_the_greeting(db_url: str) -> None:
     rec = ToneRecognizer(PHRASES)
-    script: list[Step] = [BoxSpeaks(0.5), Speak(rec.clip(CODE_WORDS, 1.2), "code"), BoxDone(),
-              Speak(rec.clip("đúng", 0.5)), BoxDone(), Speak(rec.clip("không", 0.5))]
+    script: list[Step] = [
+        BoxSpeaks(0.5),
+        Speak(rec.clip(CODE_WORDS, 1.2), "code"),
+        BoxDone(),
+        Speak(rec.clip("đúng", 0.5)),
+        BoxDone(),
+        Speak(rec.clip("không", 0.5)),
+    ]
     media = ScriptedMedia(script, rate=8000)
     result, console = call(media, rec, mic_args(db_url, barge_in=True))
     assert result["outcome"] == "password_issued"
@@ -617,6 +672,7 @@ def test_ctrl_c_ends_the_call_as_a_hang_up(db_url: str) -> None:
 def test_second_ctrl_c_aborts(db_url: str) -> None:
     rec = ToneRecognizer(PHRASES)
     before = signal.getsignal(signal.SIGINT)
+
     def twice() -> None:
         ctrl_c()
         ctrl_c()

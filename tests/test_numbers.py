@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from assistant.errors import DataFileError
-from assistant.numbers import DigitReading, NumberReader, YesNo, word_similarity
-from assistant.paths import PROJECT_ROOT
+from assistant.core.errors import DataFileError
+from assistant.core.paths import PROJECT_ROOT
+from assistant.language.numbers import DigitReading, NumberReader, YesNo, word_similarity
 
 DATA = PROJECT_ROOT / "data" / "numbers.toml"
 

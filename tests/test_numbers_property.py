@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assistant.numbers import NumberReader, YesNo
-from assistant.paths import PROJECT_ROOT
+from assistant.core.paths import PROJECT_ROOT
+from assistant.language.numbers import NumberReader, YesNo
 
 READER = NumberReader.load(PROJECT_ROOT / "data" / "numbers.toml")
 

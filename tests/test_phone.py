@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.errors import AssistantError
-from assistant.phone import (
+from assistant.core.errors import AssistantError
+from assistant.language.phone import (
     CodeError,
     PhoneError,
     mask_code,

@@ -16,8 +16,8 @@ import pytest
 
 from assistant.audio.g711 import phone_line
 from assistant.audio.wav import read_wav, write_wav
-from assistant.paths import shared_corpus_dir
-from assistant.ports import Audio
+from assistant.core.paths import shared_corpus_dir
+from assistant.core.ports import Audio
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEECH = ROOT / "tests" / "fixtures" / "speech"

@@ -42,8 +42,8 @@ from sip.sipp import run_sipp_call, sipp_available
 from sip.softphone import CallRefusedError, SoftphoneCaller, baresip_available
 from sip.tones import digit_sequences, readouts_after_readback, write_prompt_pack
 
-from assistant.paths import data_file, shared_corpus_dir
-from assistant.phone import mask_code, mask_phone
+from assistant.core.paths import data_file, shared_corpus_dir
+from assistant.language.phone import mask_code, mask_phone
 
 HAVE_BARESIP_PY = importlib.util.find_spec("baresip") is not None
 HAVE_ESPEAK = shutil.which("espeak-ng") is not None

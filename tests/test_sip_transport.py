@@ -26,7 +26,9 @@ from sip.sipp import run_sipp_call, sipp_available
 from sip.softphone import CallRefusedError, SoftphoneCaller, baresip_available
 from sip.standin import CallRecord, StandInHandler
 
-from assistant.adapters.sip_callerid import (
+from assistant.core.errors import AudioError, ConfigError
+from assistant.core.ports import AudioFrame, CallerId, CallerSource, DtmfDigit, RemoteHangup
+from assistant.telephony.sip.callerid import (
     TrustedPeers,
     caller_id,
     number_from_header,
@@ -34,10 +36,8 @@ from assistant.adapters.sip_callerid import (
     parse_name_addr,
     split_header_values,
 )
-from assistant.adapters.sip_media import BaresipCallMedia
-from assistant.adapters.sip_trace import SipTraceIndex, parse_trace, sdp_audio, split_hostport
-from assistant.errors import AudioError, ConfigError
-from assistant.ports import AudioFrame, CallerId, CallerSource, DtmfDigit, RemoteHangup
+from assistant.telephony.sip.media import BaresipCallMedia
+from assistant.telephony.sip.trace import SipTraceIndex, parse_trace, sdp_audio, split_hostport
 
 HAVE_BARESIP_PY = importlib.util.find_spec("baresip") is not None
 needs_stack = pytest.mark.skipif(
@@ -309,7 +309,7 @@ def test_netstring_framing_roundtrip() -> None:
 
 @needs_stack
 def test_transport_validates_settings() -> None:
-    from assistant.adapters.sip_baresip import BaresipTransport
+    from assistant.telephony.sip.transport import BaresipTransport
 
     ok: dict[str, Any] = {
         "max_calls": 1,
@@ -361,7 +361,7 @@ LineFactory = Callable[..., Line]
 
 @pytest.fixture
 def line() -> Iterator[LineFactory]:
-    from assistant.adapters.sip_baresip import BaresipTransport
+    from assistant.telephony.sip.transport import BaresipTransport
 
     started: list[Line] = []
 
@@ -629,8 +629,8 @@ def test_handler_crash_hangs_up_and_the_line_keeps_serving(
 def test_listen_port_in_use_is_a_transport_error() -> None:
     import socket
 
-    from assistant.adapters.sip_baresip import BaresipTransport
-    from assistant.errors import TransportError
+    from assistant.core.errors import TransportError
+    from assistant.telephony.sip.transport import BaresipTransport
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
         busy.bind(("127.0.0.1", 0))
@@ -649,7 +649,7 @@ def test_listen_port_in_use_is_a_transport_error() -> None:
 
 SIGTERM_SCRIPT = """
 import os, signal, sys, threading
-from assistant.adapters.sip_baresip import BaresipTransport
+from assistant.telephony.sip.transport import BaresipTransport
 transport = BaresipTransport(sys.argv[1], max_calls=1, trusted_peers=[],
                              rtp_ports=(int(sys.argv[2]), int(sys.argv[3])), rtp_timeout_s=0)
 signal.signal(signal.SIGTERM, lambda *_: transport.drain())

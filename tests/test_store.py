@@ -12,9 +12,7 @@ import pytest
 from sqlalchemy import MetaData, event, select, text
 from sqlalchemy import exc as sa_exc
 
-from assistant.dialog import Outcome
-from assistant.errors import ConfigError, StoreError
-from assistant.passwords import (
+from assistant.accounts.passwords import (
     DEFAULT_PARAMS,
     HashFormatError,
     ScryptParams,
@@ -23,9 +21,7 @@ from assistant.passwords import (
     needs_rehash,
     verify_password,
 )
-from assistant.phone import CodeError, PhoneError
-from assistant.ports import AccountStore, AuditEntry, CallerSource
-from assistant.store import (
+from assistant.accounts.store import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_DB_URL,
     Account,
@@ -34,6 +30,10 @@ from assistant.store import (
     _wrap,
     default_db_url,
 )
+from assistant.core.dialog import Outcome
+from assistant.core.errors import ConfigError, StoreError
+from assistant.core.ports import AccountStore, AuditEntry, CallerSource
+from assistant.language.phone import CodeError, PhoneError
 
 CODE = "0123456789"
 PHONE = "0912345678"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.cli import main, run_text_call
-from assistant.store import SqlAccountStore
+from assistant.accounts.store import SqlAccountStore
+from assistant.cli.main import main, run_text_call
 
 CODE = "0123456789"
 PHONE = "0912345678"
@@ -98,11 +98,11 @@ def test_locked_database_gives_a_polite_end_and_loses_nothing(db: str, tmp_path:
     lock.execute("BEGIN EXCLUSIVE")
     try:
         store = SqlAccountStore(db, busy_timeout=0.2)
-        from assistant.numbers import NumberReader
-        from assistant.ports import CallerId
-        from assistant.prompts import Prompts
-        from assistant.runtime import CallRuntime
-        from assistant.text_channel import TextChannel
+        from assistant.call.channels.text import TextChannel
+        from assistant.call.runtime import CallRuntime
+        from assistant.core.ports import CallerId
+        from assistant.language.numbers import NumberReader
+        from assistant.language.prompts import Prompts
         from dialogs.reset import ResetDialog
 
         out = io.StringIO()

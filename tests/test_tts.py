@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from assistant.adapters import tts_pyttsx3
-from assistant.adapters.tts_pyttsx3 import Pyttsx3Synthesizer
-from assistant.errors import SynthesizerError
-from assistant.ports import Audio, Synthesizer
-from assistant.voice import trim_silence
+from assistant.call.prompt_voice import trim_silence
+from assistant.core.errors import SynthesizerError
+from assistant.core.ports import Audio, Synthesizer
+from assistant.tts import pyttsx3 as tts_pyttsx3
+from assistant.tts.pyttsx3 import Pyttsx3Synthesizer
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ import pytest
 
 from assistant.audio.resample import resample
 from assistant.audio.wav import FORMAT_FLOAT, FORMAT_PCM, pack_wav, write_wav
-from assistant.dialog import Digits, Say
-from assistant.errors import ConfigError, DataFileError, SynthesizerError
-from assistant.fakes_audio import FakeSynthesizer, concat, silence, tone
-from assistant.ports import Audio
-from assistant.prompts import Prompts
-from assistant.voice import PromptVoice, VoiceTiming, trim_silence
+from assistant.call.prompt_voice import PromptVoice, VoiceTiming, trim_silence
+from assistant.core.dialog import Digits, Say
+from assistant.core.errors import ConfigError, DataFileError, SynthesizerError
+from assistant.core.ports import Audio
+from assistant.language.prompts import Prompts
+from assistant.testing.audio import FakeSynthesizer, concat, silence, tone
 
 WORDS = {
     "0": "không",
@@ -154,7 +154,7 @@ def _pack(tmp_path: Path) -> Path:
 
 def test_recorded_pack_is_preferred(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     fake = FakeSynthesizer(16000)
-    with caplog.at_level(logging.WARNING, logger="assistant.voice"):
+    with caplog.at_level(logging.WARNING, logger="assistant.call.prompt_voice"):
         voice = PromptVoice(prompts(), fake, 8000, pack_dir=_pack(tmp_path))
     assert "pw.wav ignored" in caplog.text and "stray.wav ignored" in caplog.text
     hello = voice.render(Say("hello"))
@@ -235,7 +235,7 @@ def test_fake_synthesizer_is_deterministic() -> None:
 
 
 def test_real_voice_renders_a_password_prompt() -> None:
-    from assistant.adapters.tts_pyttsx3 import Pyttsx3Synthesizer
+    from assistant.tts.pyttsx3 import Pyttsx3Synthesizer
 
     try:
         synth = Pyttsx3Synthesizer()

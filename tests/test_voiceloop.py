@@ -11,9 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from assistant.dialog import Outcome
-from assistant.fakes_audio import FakeSynthesizer
-from assistant.fakes_media import (
+from assistant.accounts.store import SqlAccountStore
+from assistant.call.channels.live import LiveChannel, LiveSettings, ReplayChannel
+from assistant.call.prompt_voice import PromptVoice
+from assistant.call.runtime import CallRuntime, CallSummary
+from assistant.core.dialog import Outcome
+from assistant.language.numbers import NumberReader
+from assistant.language.prompts import Prompts
+from assistant.testing.audio import FakeSynthesizer
+from assistant.testing.media import (
     BoxDone,
     BoxSpeaks,
     Hangup,
@@ -23,12 +29,6 @@ from assistant.fakes_media import (
     Speak,
     ToneRecognizer,
 )
-from assistant.numbers import NumberReader
-from assistant.prompts import Prompts
-from assistant.runtime import CallRuntime, CallSummary
-from assistant.store import SqlAccountStore
-from assistant.voice import PromptVoice
-from assistant.voiceloop import LiveChannel, LiveSettings, ReplayChannel
 from dialogs.reset import ResetDialog
 
 CODE_WORDS = "không một hai ba bốn năm sáu bảy tám chín"
@@ -242,8 +242,17 @@ def test_replay_channel_records_the_box_at_the_call_rate(asr, voice, prompts, st
 
 
 def test_keys_pressed_during_a_prompt_are_timed(asr, voice, prompts, store) -> None:  # type: ignore[no-untyped-def]
-    media = ScriptedMedia([BoxDone(0.3), Press("0123456789#"), BoxSpeaks(0.3), Press("1"),
-                           BoxSpeaks(0.3), BoxDone(0.3), Press("2")])
+    media = ScriptedMedia(
+        [
+            BoxDone(0.3),
+            Press("0123456789#"),
+            BoxSpeaks(0.3),
+            Press("1"),
+            BoxSpeaks(0.3),
+            BoxDone(0.3),
+            Press("2"),
+        ]
+    )
     summary = run_call(media, asr, voice, prompts, store)
     assert summary.outcome == Outcome.PASSWORD_ISSUED.value
     assert media.flushes  # "1" interrupted the read-back

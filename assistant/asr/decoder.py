@@ -7,12 +7,12 @@ that is not in the grammar: "dạ", "mã số của tôi là", a cough). They ru
 ``blank* (word blank*)*`` whose states also count, so that one search yields the best reading of
 each length; a length prior then picks among them, and the runners-up become the N-best.
 
-Digits mode counts digits the way the number reader (:mod:`assistant.numbers`) will read the
-words: a digit word adds 1, ``mười`` 2, a unit after ``mười``/``mươi`` 0 (it replaces the 0) unless
-a ``mươi``/``trăm`` follows and takes it back, and so on (:func:`digit_grammar`). A word's score is
-its own token's posterior plus a discounted share of its tone neighbours' ("nằm" for "năm"); the
-length prior is soft, so a code read in parts still comes out in parts. Yes/no mode writes other
-speech as ``<unk>`` so that the reader does not take "dạ, [something else]" for a polite yes.
+Digits mode counts digits the way the number reader (:mod:`assistant.language.numbers`) will read
+the words: a digit word adds 1, ``mười`` 2, a unit after ``mười``/``mươi`` 0 (it replaces the 0)
+unless a ``mươi``/``trăm`` follows and takes it back, and so on (:func:`digit_grammar`). A word's
+score is its own token's posterior plus a discounted share of its tone neighbours' ("nằm" for
+"năm"); the length prior is soft, so a code read in parts still comes out in parts. Yes/no mode
+writes other speech as ``<unk>`` so that the reader does not take "dạ, [something else]" for a polite yes.
 """
 
 from __future__ import annotations
@@ -467,7 +467,8 @@ def word_classes(
 def digit_grammar(words: Sequence[str] | None = None) -> LoopGrammar:
     """The digit grammar: digit words one by one, and grouped readings with mười/mươi/trăm.
 
-    Its count deltas reproduce the number reader's grouping pass (:mod:`assistant.numbers`):
+    Its count deltas reproduce the number reader's grouping pass
+    (:mod:`assistant.language.numbers`):
     a unit after mười or "D mươi" replaces the 0 unless a multiplier follows it ("bảy mươi ba
     mươi tư" is 70, 34); after "D trăm", one digit word is the colloquial tens and two are the
     last two digits. Every sequence of these words is allowed.

@@ -30,8 +30,8 @@ from assistant.asr.decoder import (
 )
 from assistant.asr.features import NUM_BINS, SAMPLE_RATE, FbankStream, compute_fbank, num_frames
 from assistant.asr.model import BLANK_ID, NUM_CLASSES, PINNED, ModelData, load_model
-from assistant.errors import RecognizerError
-from assistant.ports import PCM, Hypothesis, ListenMode, ListenSpec, Recognition
+from assistant.core.errors import RecognizerError
+from assistant.core.ports import PCM, Hypothesis, ListenMode, ListenSpec, Recognition
 
 CHUNK_FRAMES = 43
 STEP_FRAMES = 40

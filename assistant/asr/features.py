@@ -12,7 +12,7 @@ import kaldi_native_fbank as knf
 import numpy as np
 import numpy.typing as npt
 
-from assistant.ports import PCM
+from assistant.core.ports import PCM
 
 SAMPLE_RATE = 16000
 NUM_BINS = 80

@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistant.errors import RecognizerError
+from assistant.core.errors import RecognizerError
 
 PINNED_PACKAGE = "viet-asr"
 PINNED_VERSION = "0.1.0.dev11"

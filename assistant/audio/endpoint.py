@@ -31,8 +31,8 @@ from enum import Enum
 
 import numpy as np
 
-from assistant.errors import ConfigError
-from assistant.ports import PCM
+from assistant.core.errors import ConfigError
+from assistant.core.ports import PCM
 
 _SILENT_DBFS = -120.0  # energy of an all-zero frame
 

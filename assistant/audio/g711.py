@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from assistant.audio.resample import resample
-from assistant.errors import AudioError
-from assistant.ports import PCM, Audio
+from assistant.core.errors import AudioError
+from assistant.core.ports import PCM, Audio
 
 Codes = npt.NDArray[np.uint8]
 Law = Literal["ulaw", "alaw"]

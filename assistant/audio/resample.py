@@ -22,8 +22,8 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from assistant.errors import AudioError
-from assistant.ports import PCM, Audio
+from assistant.core.errors import AudioError
+from assistant.core.ports import PCM, Audio
 
 Float = npt.NDArray[np.float64]
 

@@ -4,7 +4,7 @@
 nor G.711 data) and accepts integer PCM (8-bit unsigned, 16, 24, 32-bit), IEEE float (32/64-bit),
 G.711 μ-law and A-law, plain or WAVE_FORMAT_EXTENSIBLE, any channel count and any rate; the result
 is always mono int16 at the rate asked for (channels averaged, then resampled). Anything else
-raises :class:`~assistant.errors.AudioError` with one of these codes:
+raises :class:`~assistant.core.errors.AudioError` with one of these codes:
 
 * ``audio_unreadable``: not a RIFF/WAVE file, truncated, missing chunks, zero channels...
 * ``audio_empty``: a well-formed file with no samples;
@@ -22,8 +22,8 @@ import numpy as np
 
 from assistant.audio.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from assistant.audio.resample import Float, resample_float, to_pcm
-from assistant.errors import AudioError
-from assistant.ports import Audio
+from assistant.core.errors import AudioError
+from assistant.core.ports import Audio
 
 FORMAT_PCM = 0x0001
 FORMAT_FLOAT = 0x0003

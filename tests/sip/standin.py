@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.ports import AudioFrame, CallerId, CallMedia, DtmfDigit, RemoteHangup
+from assistant.core.ports import AudioFrame, CallerId, CallMedia, DtmfDigit, RemoteHangup
 
 from .audio import I16
 

@@ -1,0 +1,751 @@
+"""Accounts and the reset audit trail in SQL (SQLAlchemy 2): :class:`SqlAccountStore`.
+
+Implements :class:`assistant.core.ports.AccountStore` plus the operator's methods (add, CSV import,
+password check, audit listing, health). Any SQLAlchemy URL works; the default is an SQLite file
+(:func:`default_db_url`). SQL stays portable (no dialect-specific statements) so several boxes
+can share one PostgreSQL database.
+
+What is stored: per account the 10-digit social-insurance code (unique), the registered phone in
+national form, the scrypt hash of the last issued password (never the password), ``must_change``
+and UTC timestamps. Audit rows hold masked phone and code only (``*******678``).
+
+Every database failure is raised as :class:`assistant.core.errors.StoreError` with one of the stable
+codes ``store_locked`` (SQLite busy past the timeout, lock timeouts elsewhere),
+``store_unavailable`` (bad URL, missing driver, cannot connect, schema missing: run ``init-db``),
+``store_duplicate`` (the code is already registered) or ``store_error`` (anything else). Messages
+mask codes and phones, and the original driver exception is not chained (its text can quote
+values), its scrubbed first line is in the message instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import hmac
+import io
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    create_engine,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from assistant.accounts.passwords import (
+    DEFAULT_LENGTH,
+    DEFAULT_PARAMS,
+    HashFormatError,
+    ScryptParams,
+    check_length,
+    generate_password,
+    hash_password,
+    verify_password,
+)
+from assistant.core.errors import AssistantError, StoreError
+from assistant.core.ports import AuditEntry
+from assistant.language.phone import (
+    CodeError,
+    PhoneError,
+    mask_code,
+    mask_digits,
+    mask_phone,
+    normalize_code,
+    normalize_phone,
+)
+
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT",
+    "DEFAULT_DB_PATH",
+    "DEFAULT_DB_URL",
+    "Account",
+    "AuditRow",
+    "Base",
+    "CsvImportError",
+    "ImportProblem",
+    "ImportReport",
+    "SqlAccountStore",
+    "default_db_url",
+]
+
+#: The SQLite file used when neither ``--db`` nor ``$VSSID_DB`` says otherwise (relative to the
+#: current directory).
+DEFAULT_DB_PATH = Path("var") / "vssid.sqlite3"
+#: The same as a URL (relative: resolved against the current directory when connecting).
+DEFAULT_DB_URL = "sqlite:///" + DEFAULT_DB_PATH.as_posix()
+#: Seconds an SQLite write waits for another writer's lock before ``store_locked``.
+DEFAULT_BUSY_TIMEOUT = 5.0
+
+_CHUNK = 500  # codes per IN (...) query: well under every backend's parameter limit
+_CALL_ID_MAX = 255
+_LABEL_MAX = 64
+
+
+def default_db_url() -> str:
+    """``$VSSID_DB`` (a file path, or a full SQLAlchemy URL when it contains ``://``), else
+    ``sqlite:///<current directory>/var/vssid.sqlite3``."""
+    env = os.environ.get("VSSID_DB", "").strip()
+    if "://" in env:
+        return env
+    path = Path(env).expanduser() if env else DEFAULT_DB_PATH
+    return "sqlite:///" + str(path.absolute())
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------------------------
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC (portable: SQLite has no time zones), read back aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Account(Base):
+    """One VssID account as the box knows it."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(10), unique=True)
+    phone: Mapped[str] = mapped_column(String(16), index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    must_change: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return (
+            f"Account(id={self.id!r}, code={mask_code(self.code)!r}, "
+            f"phone={mask_phone(self.phone)!r}, must_change={self.must_change!r})"
+        )
+
+
+class AuditRow(Base):
+    """One reset attempt (one call): masked values only, never a password."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    call_id: Mapped[str] = mapped_column(String(_CALL_ID_MAX))
+    caller_masked: Mapped[str] = mapped_column(String(32))
+    code_masked: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(_LABEL_MAX))
+    caller_source: Mapped[str] = mapped_column(String(_LABEL_MAX))
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+class CsvImportError(AssistantError):
+    """The CSV file cannot be read at all (missing, not UTF-8, no ``code,phone`` header)."""
+
+    code = "csv_unreadable"
+
+
+_LONG_DIGITS = re.compile(r"[0-9]{6,}")
+_LOCK_WORDS = (
+    "database is locked",
+    "database table is locked",
+    "database schema is locked",
+    "lock wait timeout",
+    "could not obtain lock",
+    "deadlock",
+)
+_LOCK_SQLSTATES = {"55P03", "40P01", "40001"}  # lock_not_available, deadlock, serialization
+_MISSING_TABLE_WORDS = ("no such table", "undefined table", "doesn't exist")
+
+
+def _scrub(message: str) -> str:
+    """First line of a driver message, every run of 6+ digits masked, at most 200 characters."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    return _LONG_DIGITS.sub(lambda m: mask_digits(m.group()), first)[:200]
+
+
+def _wrap(error: BaseException, what: str) -> StoreError:
+    """The StoreError (stable code, masked message) for a SQLAlchemy or driver error."""
+    orig = getattr(error, "orig", None)
+    detail = _scrub(str(orig) if orig is not None else str(error))
+    lower = detail.lower()
+    sqlstate = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
+    kind = type(orig if orig is not None else error).__name__
+    if isinstance(error, sa_exc.ArgumentError | sa_exc.NoSuchModuleError | ImportError):
+        code = "store_unavailable"
+    elif any(w in lower for w in _LOCK_WORDS) or sqlstate in _LOCK_SQLSTATES:
+        code = "store_locked"
+    elif isinstance(error, sa_exc.IntegrityError):
+        unique = "unique" in lower or "duplicate" in lower or sqlstate == "23505"
+        code = "store_duplicate" if unique else "store_error"
+    elif any(w in lower for w in _MISSING_TABLE_WORDS) or sqlstate == "42P01":
+        code = "store_unavailable"
+        detail += " (database schema missing: run `init-db`)"
+    elif isinstance(
+        error,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.DisconnectionError
+        | sa_exc.TimeoutError,
+    ):
+        code = "store_unavailable"
+    else:
+        code = "store_error"
+    return StoreError(f"{what}: {kind}: {detail}", code=code)
+
+
+@contextmanager
+def _store_errors(what: str) -> Iterator[None]:
+    """Turn SQLAlchemy errors into StoreError. Not chained: driver texts may quote values."""
+    try:
+        yield
+    except sa_exc.SQLAlchemyError as error:
+        raise _wrap(error, what) from None
+
+
+# --------------------------------------------------------------------------------------------
+# CSV import report
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    """A rejected CSV row: its line number in the file and why (masked values only)."""
+
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+@dataclass
+class ImportReport:
+    """What :meth:`SqlAccountStore.import_csv` did: ``added`` accounts, ``problems`` per row."""
+
+    rows: int = 0
+    added: int = 0
+    problems: list[ImportProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+_CODE_HEADERS = ("code", "ma_so_bhxh")
+_PHONE_HEADERS = ("phone", "so_dien_thoai")
+
+
+def _header_index(header: Sequence[str], names: Sequence[str]) -> int | None:
+    cleaned = [h.strip().lower().lstrip("\ufeff") for h in header]
+    for name in names:
+        if name in cleaned:
+            return cleaned.index(name)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# The store
+# --------------------------------------------------------------------------------------------
+
+# Stand-ins that can never equal a stored phone (stored phones are digits only) nor each other.
+_NO_ACCOUNT_PHONE = "\x00no-account"
+_INVALID_PHONE = "\x00invalid-phone"
+
+
+def _phone_key(phone: str) -> str:
+    try:
+        return normalize_phone(phone)
+    except PhoneError:
+        return _INVALID_PHONE
+
+
+def _code_key(code: str) -> str:
+    """The normalised code, or (invalid codes) the text itself, cut short: it is still looked up,
+    so the work is the same, and can never match since stored codes are exactly 10 digits."""
+    try:
+        return normalize_code(code)
+    except CodeError:
+        return str(code)[:32]
+
+
+def _same_phone(given: str, stored: str | None) -> bool:
+    """Constant-time equality on fixed-size digests (lengths do not leak either)."""
+    left = hashlib.sha256(given.encode("utf-8")).digest()
+    right = hashlib.sha256((_NO_ACCOUNT_PHONE if stored is None else stored).encode()).digest()
+    return hmac.compare_digest(left, right)
+
+
+def _label(value: str, what: str) -> str:
+    if isinstance(value, Enum):  # str() of a (str, Enum) member is "Class.NAME", not its value
+        value = value.value
+    value = str(value).strip()
+    if not value:
+        raise StoreError(f"audit {what} must not be empty", code="store_error")
+    return value[:_LABEL_MAX]
+
+
+def _scrub_call_id(call_id: str, phone: str | None, code: str | None) -> str:
+    """``call_id`` with any occurrence of the caller's phone or the code masked (SIP Call-IDs
+    sometimes embed the calling number)."""
+    secrets_in_id: list[str] = []
+    if code is not None and len(code) == 10 and code.isdigit():
+        secrets_in_id.append(code)
+    if phone is not None and phone[:1] == "0":
+        secrets_in_id += [phone, phone[1:]]
+    result = str(call_id)
+    for secret in secrets_in_id:
+        result = result.replace(secret, mask_digits(secret))
+    return result[:_CALL_ID_MAX]
+
+
+class SqlAccountStore:
+    """:class:`assistant.core.ports.AccountStore` on SQLAlchemy; thread-safe (one engine, a pool).
+
+    ``busy_timeout``: seconds an SQLite connection waits for a lock before ``store_locked``.
+    ``scrypt_params``: cost of new password hashes (stored hashes keep their own parameters).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        password_length: int = DEFAULT_LENGTH,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        scrypt_params: ScryptParams = DEFAULT_PARAMS,
+    ) -> None:
+        self._password_length = check_length(password_length)
+        self._params = scrypt_params
+        self._dummy_hash: str | None = None
+        self._engine, self._is_sqlite_file = _make_engine(url, busy_timeout)
+        self.url = self._engine.url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"SqlAccountStore({self.url!r})"
+
+    def __enter__(self) -> SqlAccountStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (tests attach event listeners to it)."""
+        return self._engine
+
+    # -- schema, health ----------------------------------------------------------------------
+
+    def create_schema(self) -> None:
+        """Create missing tables (existing ones are left alone). SQLite files go to WAL mode so
+        that lookups of concurrent calls do not wait for a reset being written."""
+        with _store_errors("could not create the database schema"):
+            Base.metadata.create_all(self._engine)
+            if self._is_sqlite_file:
+                with self._engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+    def health(self) -> dict[str, object]:
+        """``{"ok", "db", "accounts", "audit_rows"}``, or ``ok`` false with ``error`` (a stable
+        code) and ``message``. Never raises for database failures."""
+        info: dict[str, object] = {"ok": False, "db": self.url}
+        try:
+            with _store_errors("health check failed"), self._engine.connect() as conn:
+                accounts = conn.execute(select(func.count()).select_from(Account)).scalar_one()
+                audit = conn.execute(select(func.count()).select_from(AuditRow)).scalar_one()
+        except StoreError as error:
+            info.update(error=error.code, message=error.message)
+            return info
+        info.update(ok=True, accounts=int(accounts), audit_rows=int(audit))
+        return info
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- the AccountStore port ---------------------------------------------------------------
+
+    def matches(self, phone: str, code: str) -> bool:
+        """Whether ``code`` is registered to ``phone``. One SELECT by code whatever the inputs,
+        then a constant-time comparison against the stored phone or a stand-in. Writes nothing.
+        """
+        phone_key = _phone_key(phone)
+        code_key = _code_key(code)
+        what = f"could not look up account {mask_code(code)}"
+        with _store_errors(what), self._engine.connect() as conn:
+            stored = conn.execute(
+                select(Account.phone).where(Account.code == code_key)
+            ).scalar_one_or_none()
+        return _same_phone(phone_key, stored)
+
+    def reset_password(
+        self, phone: str, code: str, *, call_id: str, caller_source: str
+    ) -> str | None:
+        """A new password for the account, or ``None`` (nothing changed) if the pair does not
+        match. In one transaction: the update, conditional on code *and* phone still matching
+        (the re-check, atomic on every backend), then the ``password_issued`` audit row."""
+        if not self.matches(phone, code):
+            return None
+        phone_key = normalize_phone(phone)
+        code_key = normalize_code(code)
+        password = generate_password(self._password_length)
+        hashed = hash_password(password, self._params)  # slow: before taking any write lock
+        now = _utcnow()
+        audit = self._audit_values(
+            call_id=call_id,
+            phone=phone_key,
+            code=code_key,
+            outcome="password_issued",
+            caller_source=caller_source,
+            at=now,
+        )
+        what = f"could not issue a password for account {mask_code(code_key)}"
+        with _store_errors(what), self._engine.connect() as conn:
+            result = conn.execute(
+                update(Account)
+                .where(Account.code == code_key, Account.phone == phone_key)
+                .values(password_hash=hashed, must_change=True, updated_at=now)
+            )
+            if result.rowcount != 1:
+                conn.rollback()
+                return None
+            conn.execute(insert(AuditRow).values(**audit))
+            conn.commit()
+        return password
+
+    def record(
+        self,
+        *,
+        call_id: str,
+        phone: str | None,
+        code: str | None,
+        outcome: str,
+        caller_source: str,
+    ) -> None:
+        """Write the audit row of a call (masked phone and code)."""
+        values = self._audit_values(
+            call_id=call_id,
+            phone=phone,
+            code=code,
+            outcome=outcome,
+            caller_source=caller_source,
+            at=_utcnow(),
+        )
+        with _store_errors("could not write the audit row"), self._engine.begin() as conn:
+            conn.execute(insert(AuditRow).values(**values))
+
+    @staticmethod
+    def _audit_values(
+        *,
+        call_id: str,
+        phone: str | None,
+        code: str | None,
+        outcome: str,
+        caller_source: str,
+        at: datetime,
+    ) -> dict[str, Any]:
+        phone_key = None if phone is None else _phone_key(phone)
+        if phone_key == _INVALID_PHONE:
+            phone_key = None
+        code_key = None if code is None else _code_key(code)
+        return {
+            "at": at,
+            "call_id": _scrub_call_id(call_id, phone_key, code_key),
+            "caller_masked": mask_phone(phone),
+            "code_masked": mask_code(code),
+            "outcome": _label(outcome, "outcome"),
+            "caller_source": _label(caller_source, "caller source"),
+        }
+
+    # -- operator methods --------------------------------------------------------------------
+
+    def add_account(self, code: str, phone: str, *, exist_ok: bool = False) -> bool:
+        """Register ``code`` to ``phone`` (both normalised; CodeError/PhoneError when invalid).
+
+        Returns True when added. An existing code raises ``store_duplicate``, unless
+        ``exist_ok`` and it is registered to the same phone: then returns False.
+        """
+        code_key = normalize_code(code)
+        phone_key = normalize_phone(phone)
+        now = _utcnow()
+        what = f"could not add account {mask_code(code_key)}"
+        with _store_errors(what), self._engine.connect() as conn:
+            if exist_ok:
+                existing = conn.execute(
+                    select(Account.phone).where(Account.code == code_key)
+                ).scalar_one_or_none()
+                if existing == phone_key:
+                    return False
+                if existing is not None:
+                    raise StoreError(
+                        f"{what}: already registered to another phone ({mask_phone(existing)})",
+                        code="store_duplicate",
+                    )
+            conn.execute(
+                insert(Account).values(
+                    code=code_key,
+                    phone=phone_key,
+                    password_hash=None,
+                    must_change=False,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            conn.commit()
+        return True
+
+    def import_csv(self, path: str | os.PathLike[str]) -> ImportReport:
+        """Add the accounts of a CSV file with header ``code,phone`` (or
+        ``ma_so_bhxh,so_dien_thoai``; ``,`` ``;`` or tab separated; UTF-8 with or without BOM).
+
+        Bad rows (bad code, bad phone, code twice in the file or already registered) are
+        reported with their line numbers; good rows are added in one transaction. Raises
+        :class:`CsvImportError` when the file cannot be read or has no such header.
+        """
+        rows = _read_csv(path)
+        report = ImportReport(rows=len(rows))
+        seen: dict[str, int] = {}
+        good: list[tuple[int, str, str]] = []
+        for line, code_raw, phone_raw in rows:
+            reasons: list[str] = []
+            code_key = phone_key = ""
+            try:
+                code_key = normalize_code(code_raw)
+            except CodeError as error:
+                reasons.append(f"bad code: {error.message}")
+            try:
+                phone_key = normalize_phone(phone_raw)
+            except PhoneError as error:
+                reasons.append(f"bad phone: {error.message}")
+            if code_key and code_key in seen:
+                reasons.append(
+                    f"duplicate code {mask_code(code_key)} (already on line {seen[code_key]})"
+                )
+            elif code_key:
+                seen[code_key] = line
+            if reasons:
+                report.problems.append(ImportProblem(line, "; ".join(reasons)))
+            else:
+                good.append((line, code_key, phone_key))
+
+        now = _utcnow()
+        with _store_errors("could not import accounts"), self._engine.connect() as conn:
+            registered: set[str] = set()
+            codes = [code for _, code, _ in good]
+            for start in range(0, len(codes), _CHUNK):
+                chunk = codes[start : start + _CHUNK]
+                registered.update(
+                    conn.execute(select(Account.code).where(Account.code.in_(chunk))).scalars()
+                )
+            new_rows: list[dict[str, Any]] = []
+            for line, code_key, phone_key in good:
+                if code_key in registered:
+                    reason = f"code {mask_code(code_key)} is already registered in the database"
+                    report.problems.append(ImportProblem(line, reason))
+                    continue
+                new_rows.append(
+                    {
+                        "code": code_key,
+                        "phone": phone_key,
+                        "password_hash": None,
+                        "must_change": False,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+            if new_rows:
+                conn.execute(insert(Account), new_rows)
+            conn.commit()
+        report.problems.sort(key=lambda p: p.line)
+        report.added = len(new_rows)
+        return report
+
+    def check_password(self, code: str, password: str) -> bool:
+        """Whether ``password`` is the current password of ``code``. Unknown codes and accounts
+        without a password cost the same scrypt work and give False."""
+        code_key = _code_key(code)
+        what = f"could not look up account {mask_code(code)}"
+        with _store_errors(what), self._engine.connect() as conn:
+            stored = conn.execute(
+                select(Account.password_hash).where(Account.code == code_key)
+            ).scalar_one_or_none()
+        if stored is None:
+            verify_password(password, self._dummy())
+            return False
+        try:
+            return verify_password(password, stored)
+        except HashFormatError as error:
+            raise StoreError(
+                f"stored password hash of account {mask_code(code)} is unusable: {error.message}",
+                code="store_error",
+            ) from None
+
+    def must_change(self, code: str) -> bool | None:
+        """The ``must_change`` flag of ``code`` (None: no such account)."""
+        code_key = _code_key(code)
+        what = f"could not look up account {mask_code(code)}"
+        with _store_errors(what), self._engine.connect() as conn:
+            flag = conn.execute(
+                select(Account.must_change).where(Account.code == code_key)
+            ).scalar_one_or_none()
+        return None if flag is None else bool(flag)
+
+    def audit_rows(self, limit: int = 50) -> list[AuditEntry]:
+        """The latest ``limit`` audit rows, newest first."""
+        if limit < 1:
+            raise StoreError("audit limit must be at least 1", code="store_error")
+        with _store_errors("could not read the audit trail"), self._engine.connect() as conn:
+            rows = conn.execute(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)).all()
+        return [
+            AuditEntry(
+                call_id=row.call_id,
+                caller_masked=row.caller_masked,
+                code_masked=row.code_masked,
+                outcome=row.outcome,
+                caller_source=row.caller_source,
+                at=row.at.isoformat(timespec="milliseconds"),
+            )
+            for row in rows
+        ]
+
+    def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = hash_password(generate_password(self._password_length), self._params)
+        return self._dummy_hash
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _make_engine(url: str, busy_timeout: float) -> tuple[Engine, bool]:
+    """The engine for ``url`` and whether it is an SQLite file (whose directory is created)."""
+    if busy_timeout < 0:
+        raise StoreError("busy timeout must not be negative", code="store_error")
+    try:
+        parsed = make_url(url)
+    except sa_exc.ArgumentError:
+        raise StoreError(
+            "invalid database URL (expected e.g. sqlite:///var/vssid.sqlite3 or "
+            "postgresql+psycopg://user@host/db)",
+            code="store_unavailable",
+        ) from None
+    shown = parsed.render_as_string(hide_password=True)
+    options: dict[str, Any] = {"hide_parameters": True}
+    sqlite_file = False
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        in_memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
+        if not in_memory and not database.startswith("file:"):
+            sqlite_file = True
+            try:
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise StoreError(
+                    f"cannot create the directory of {shown}: {error.strerror}",
+                    code="store_unavailable",
+                ) from None
+        options["connect_args"] = {"timeout": float(busy_timeout)}
+    else:
+        options["pool_pre_ping"] = True  # several boxes, one server: survive its restarts
+    try:
+        return create_engine(parsed, **options), sqlite_file
+    except (sa_exc.SQLAlchemyError, ImportError) as error:
+        raise StoreError(
+            f"cannot use {shown}: {type(error).__name__}: {_scrub(str(error))}",
+            code="store_unavailable",
+        ) from None
+
+
+def _read_csv(path: str | os.PathLike[str]) -> list[tuple[int, str, str]]:
+    """``(line number, code, phone)`` per non-blank data row; CsvImportError when unreadable."""
+    name = os.fspath(path)
+    try:
+        with open(name, encoding="utf-8-sig", newline="") as handle:
+            content = handle.read()
+    except OSError as error:
+        raise CsvImportError(f"cannot read {name}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:
+        raise CsvImportError(
+            f"cannot read {name}: not UTF-8 text (byte {error.start}); save it as CSV UTF-8"
+        ) from None
+    first_line = content.split("\n", 1)[0]
+    delimiter = ","
+    if "," not in first_line:
+        delimiter = ";" if ";" in first_line else ("\t" if "\t" in first_line else ",")
+    reader = csv.reader(io.StringIO(content), delimiter=delimiter)
+    code_col = phone_col = None
+    result: list[tuple[int, str, str]] = []
+    try:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if code_col is None or phone_col is None:
+                code_col = _header_index(row, _CODE_HEADERS)
+                phone_col = _header_index(row, _PHONE_HEADERS)
+                if code_col is None or phone_col is None:
+                    raise CsvImportError(
+                        f"{name}: line {reader.line_num} must be the header code,phone "
+                        "(or ma_so_bhxh,so_dien_thoai)"
+                    )
+                continue
+            width = max(code_col, phone_col) + 1
+            cells = row + [""] * (width - len(row))
+            result.append((reader.line_num, cells[code_col], cells[phone_col]))
+    except csv.Error as error:
+        raise CsvImportError(f"{name}: line {reader.line_num}: malformed CSV ({error})") from None
+    if code_col is None:
+        raise CsvImportError(f"{name}: empty file (expected the header code,phone)")
+    return result

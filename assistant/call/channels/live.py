@@ -1,0 +1,338 @@
+"""Speech channels: the dialog runtime's ears and mouth over audio.
+
+* :func:`recognize_turn` — one recorded turn through the recogniser, exactly as the dialog
+  hears it (used by ``replay``, ``hear`` and the batch runner);
+* :class:`ReplayChannel` — a call replayed from WAV files, one file per listening turn;
+* :class:`LiveChannel` — a live call over any :class:`~assistant.core.ports.CallMedia` (a SIP call,
+  the sound card): streaming recognition, end-of-utterance and no-input detection counted in
+  audio samples, keypad entry, barge-in, per-stage latency.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.audio.endpoint import (
+    Endpointer,
+    EndpointSettings,
+    MaxSpeech,
+    SpeechEnded,
+    SpeechStarted,
+)
+from assistant.audio.endpoint import NoInput as EpNoInput
+from assistant.audio.resample import StreamResampler
+from assistant.call.prompt_voice import PromptVoice
+from assistant.call.runtime import SayResult
+from assistant.core.dialog import Event, Heard, HungUp, Keypad, Listen, NoInput, Outcome, Say
+from assistant.core.errors import ConfigError
+from assistant.core.ports import (
+    PCM,
+    Audio,
+    AudioFrame,
+    CallMedia,
+    DtmfDigit,
+    ListenMode,
+    ListenSpec,
+    RecognizerSession,
+    RemoteHangup,
+)
+
+log = logging.getLogger("assistant.call.prompt_voice")
+
+StageSink = Callable[[str, float], None]
+
+
+def _no_stage(_name: str, _seconds: float) -> None:
+    return None
+
+
+def endpoint_settings(spec: ListenSpec) -> EndpointSettings:
+    """How long a turn may pause before it is over depends on what the caller is saying."""
+    return EndpointSettings.digits() if spec.mode is ListenMode.DIGITS else EndpointSettings.yesno()
+
+
+def recognize_turn(
+    session: RecognizerSession,
+    audio: Audio,
+    spec: ListenSpec,
+    *,
+    chunk_s: float = 0.1,
+) -> Heard | NoInput:
+    """Recognise one whole recorded turn (already at the recogniser's rate).
+
+    The audio is streamed in ``chunk_s`` pieces as a live call would be. A turn with no speech
+    (by the endpointer) and no words (by the recogniser) is silence: :class:`NoInput`.
+    """
+    settings = endpoint_settings(spec)
+    ep = Endpointer(
+        audio.rate,
+        EndpointSettings(
+            end_silence_s=settings.end_silence_s,
+            no_input_s=max(audio.duration, 1.0) + 1.0,
+            max_speech_s=max(audio.duration, 1.0) + 1.0,
+        ),
+    )
+    session.begin(spec)
+    spoke = False
+    step = max(1, int(audio.rate * chunk_s))
+    for i in range(0, len(audio.samples), step):
+        chunk = audio.samples[i : i + step]
+        session.feed(chunk)
+        spoke = spoke or any(isinstance(e, SpeechStarted) for e in ep.feed(chunk))
+    recognition = session.end()
+    if not spoke and not recognition.text.strip():
+        return NoInput()
+    return Heard(recognition)
+
+
+class ReplayChannel:
+    """A call replayed from recorded caller turns.
+
+    Each turn (already read and converted to the recogniser's rate) answers the box's next
+    listening turn; when they run out the caller is silent. What the box says is rendered with
+    ``voice`` (when given) into :attr:`box_audio`, with silence where the caller spoke.
+    """
+
+    def __init__(
+        self,
+        turns: Sequence[Audio],
+        session: RecognizerSession,
+        voice: PromptVoice | None,
+        *,
+        stage: StageSink = _no_stage,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.turns = list(turns)
+        self.session = session
+        self.voice = voice
+        self.stage = stage
+        self.clock = clock
+        self.box_audio: list[PCM] = []
+        self.closed_with: Outcome | None = None
+
+    def say(self, say: Say, *, interruptible: bool) -> SayResult:
+        if self.voice is not None:
+            t0 = self.clock()
+            audio = self.voice.render(say)
+            self.stage("tts", self.clock() - t0)
+            self.box_audio.append(audio.samples)
+        return SayResult.DONE
+
+    def listen(self, listen: Listen) -> Event:
+        if not self.turns:
+            return NoInput()
+        audio = self.turns.pop(0)
+        if self.voice is not None:  # the caller's turn, as a gap in the box's recording
+            self.box_audio.append(np.zeros(int(audio.duration * self.voice.rate), np.int16))
+        t0 = self.clock()
+        event = recognize_turn(self.session, audio, listen.spec)
+        elapsed = self.clock() - t0
+        self.stage("asr", elapsed)
+        if audio.duration > 0:
+            self.stage("asr_rtf", elapsed / audio.duration)
+        return event
+
+    def close(self, outcome: Outcome) -> None:
+        self.closed_with = outcome
+
+    def recording(self) -> Audio | None:
+        if self.voice is None:
+            return None
+        samples = np.concatenate(self.box_audio) if self.box_audio else np.zeros(0, np.int16)
+        return Audio(samples.astype(np.int16), self.voice.rate)
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """Timing of a live call (seconds)."""
+
+    write_ahead_s: float = 0.3  # reply audio kept queued ahead of the line (0.2-0.5 s)
+    play_chunk_s: float = 0.1
+    interdigit_s: float = 3.0  # keypad entry ends this long after the last key, or on '#'
+    barge_in_speech: bool = True  # caller speech stops a prompt (off for loudspeaker demos)
+    barge_in_keys: bool = True
+    preroll_s: float = 0.4  # audio kept from before a barge-in is detected
+    idle_guard_s: float = 30.0  # no media at all for this long (wall clock): the line is dead
+
+    def __post_init__(self) -> None:
+        if not 0.02 <= self.write_ahead_s <= 2.0:
+            raise ConfigError("write_ahead_s must be within 0.02..2 s")
+        if self.interdigit_s <= 0 or self.play_chunk_s <= 0 or self.idle_guard_s <= 0:
+            raise ConfigError("live timings must be positive")
+
+
+class LiveChannel:
+    """The dialog's channel over a live call. One per call, used from the call's thread."""
+
+    def __init__(
+        self,
+        media: CallMedia,
+        session: RecognizerSession,
+        asr_rate: int,
+        voice: PromptVoice,
+        *,
+        settings: LiveSettings | None = None,
+        on_partial: Callable[[str], None] | None = None,
+        stage: StageSink = _no_stage,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if voice.rate != media.sample_rate:
+            raise ConfigError(
+                f"voice renders at {voice.rate} Hz but the line runs at {media.sample_rate} Hz"
+            )
+        self.media = media
+        self.session = session
+        self.asr_rate = asr_rate
+        self.voice = voice
+        self.settings = settings or LiveSettings()
+        self.on_partial = on_partial
+        self.stage = stage
+        self.clock = clock
+        self._pending_keys = ""
+        self._pending_audio: list[PCM] = []
+        self._speech_ended_at: float | None = None  # for the reply latency
+        self._hung_up = False
+        self._utterance_open = False
+
+    # -- speaking -------------------------------------------------------------------------------
+
+    def say(self, say: Say, *, interruptible: bool) -> SayResult:
+        if self._hung_up:
+            return SayResult.HUNG_UP
+        t0 = self.clock()
+        pcm = self.voice.render(say).samples
+        self.stage("tts", self.clock() - t0)
+        rate = self.media.sample_rate
+        chunk = max(1, int(self.settings.play_chunk_s * rate))
+        barge = Endpointer(rate, EndpointSettings(no_input_s=3600.0, max_speech_s=3600.0))
+        preroll: list[PCM] = []
+        preroll_len = int(self.settings.preroll_s * rate)
+        pos = 0
+        last_media = self.clock()
+        while True:
+            while pos < len(pcm) and self.media.queued_seconds() < self.settings.write_ahead_s:
+                if pos == 0 and self._speech_ended_at is not None:
+                    self.stage("reply_latency", self.clock() - self._speech_ended_at)
+                    self._speech_ended_at = None
+                self.media.play(pcm[pos : pos + chunk])
+                pos += chunk
+            if pos >= len(pcm) and self.media.queued_seconds() <= 0.0:
+                return SayResult.DONE
+            event = self.media.receive(timeout=0.02)
+            if event is None:
+                if self.clock() - last_media > self.settings.idle_guard_s:
+                    self._hung_up = True
+                    return SayResult.HUNG_UP
+                continue
+            last_media = self.clock()
+            if isinstance(event, RemoteHangup):
+                self._hung_up = True
+                return SayResult.HUNG_UP
+            if isinstance(event, DtmfDigit):
+                if interruptible and self.settings.barge_in_keys:
+                    self.media.flush()
+                    self._pending_keys += event.digit
+                    return SayResult.INTERRUPTED
+                continue
+            if interruptible and self.settings.barge_in_speech:
+                preroll.append(event.samples)
+                while sum(len(p) for p in preroll) - len(preroll[0]) > preroll_len:
+                    preroll.pop(0)
+                if any(isinstance(e, SpeechStarted) for e in barge.feed(event.samples)):
+                    self.media.flush()
+                    self._pending_audio = preroll
+                    log.info("barge-in during prompt %s", say.prompt)
+                    return SayResult.INTERRUPTED
+
+    # -- listening ------------------------------------------------------------------------------
+
+    def listen(self, listen: Listen) -> Event:
+        if self._hung_up:
+            return HungUp()
+        spec = listen.spec
+        keys, self._pending_keys = self._pending_keys, ""
+        if keys and (spec.mode is not ListenMode.DIGITS or keys.endswith("#")):
+            return self._keys_done(keys)  # keyed during the prompt (barge-in)
+        rate = self.media.sample_rate
+        ep = Endpointer(rate, endpoint_settings(spec))
+        to_asr = StreamResampler(rate, self.asr_rate)
+        self.session.begin(spec)
+        self._utterance_open = True
+        last_key_at = ep.now_s if keys else None
+        last_media = self.clock()
+        pending, self._pending_audio = self._pending_audio, []
+        try:
+            for samples in pending:
+                result = self._hear(ep, to_asr, samples)
+                if result is not None:
+                    return result
+            while True:
+                event = self.media.receive(timeout=0.1)
+                if event is None:
+                    if self.clock() - last_media > self.settings.idle_guard_s:
+                        self._hung_up = True
+                        return HungUp()
+                    continue
+                last_media = self.clock()
+                if isinstance(event, RemoteHangup):
+                    self._hung_up = True
+                    return HungUp()
+                if isinstance(event, DtmfDigit):
+                    keys += event.digit
+                    if spec.mode is not ListenMode.DIGITS or event.digit == "#":
+                        return self._keys_done(keys)
+                    last_key_at = ep.now_s
+                    continue
+                assert isinstance(event, AudioFrame)
+                if keys and last_key_at is not None and not ep.speaking:
+                    ep.feed(event.samples)
+                    if ep.now_s - last_key_at >= self.settings.interdigit_s:
+                        return self._keys_done(keys)
+                    continue
+                result = self._hear(ep, to_asr, event.samples)
+                if result is not None:
+                    return result
+        finally:
+            if self._utterance_open:  # hang-up or keys mid-utterance: discard the speech
+                self.session.end()
+                self._utterance_open = False
+
+    def _keys_done(self, keys: str) -> Keypad:
+        self._speech_ended_at = self.clock()
+        return Keypad(keys)
+
+    def _hear(self, ep: Endpointer, to_asr: StreamResampler, samples: PCM) -> Event | None:
+        """Feed one frame; return the turn's event when the turn is over."""
+        partial = self.session.feed(to_asr.process(samples))
+        if partial and self.on_partial is not None:
+            self.on_partial(partial)
+        for e in ep.feed(samples):
+            if isinstance(e, SpeechEnded | MaxSpeech):
+                tail = to_asr.flush()
+                if len(tail):
+                    self.session.feed(tail)
+                t0 = self.clock()
+                recognition = self.session.end()
+                self._utterance_open = False
+                self.stage("asr_final", self.clock() - t0)
+                lag = ep.now_s - e.speech_end_s if isinstance(e, SpeechEnded) else 0.0
+                self._speech_ended_at = self.clock() - lag
+                return Heard(recognition)
+            if isinstance(e, EpNoInput):
+                recognition = self.session.end()
+                self._utterance_open = False
+                if recognition.text.strip():  # quiet speech the endpointer missed
+                    self._speech_ended_at = self.clock()
+                    return Heard(recognition)
+                return NoInput()
+        return None
+
+    def close(self, outcome: Outcome) -> None:
+        if not self._hung_up:
+            self.media.hangup()
+            self._hung_up = True

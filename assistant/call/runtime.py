@@ -1,0 +1,269 @@
+"""The small runtime that executes a dialog's actions for one call.
+
+The dialog decides; the runtime does: it speaks and listens through a :class:`Channel` (typed
+text, replayed WAV files, a microphone, a phone line), asks the :class:`AccountStore`, and feeds
+the results back as events. It keeps a transcript (masked unless asked otherwise) and a summary
+with per-stage timings. The clock is injected, so tests control time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from assistant.core.dialog import (
+    Action,
+    CallStarted,
+    Dialog,
+    EndCall,
+    Event,
+    Heard,
+    HungUp,
+    IssuePassword,
+    Keypad,
+    Listen,
+    Lookup,
+    LookupResult,
+    NoInput,
+    Outcome,
+    PasswordIssued,
+    Say,
+)
+from assistant.core.errors import AssistantError, StoreError
+from assistant.core.ports import AccountStore, CallerId, CallerSource, ListenMode
+from assistant.language.phone import mask_phone
+from assistant.language.prompts import Prompts
+
+log = logging.getLogger("assistant.call")
+
+
+class SayResult(StrEnum):
+    DONE = "done"
+    INTERRUPTED = "interrupted"  # barge-in: the caller started talking or pressed a key
+    HUNG_UP = "hung_up"
+
+
+class Channel(Protocol):
+    """How the caller is reached. ``say`` plays one prompt (``interruptible`` when barge-in is
+    allowed); ``listen`` returns the caller's next turn as an event (Heard, Keypad, NoInput or
+    HungUp); ``close`` ends the call from the box's side."""
+
+    def say(self, say: Say, *, interruptible: bool) -> SayResult: ...
+
+    def listen(self, listen: Listen) -> Event: ...
+
+    def close(self, outcome: Outcome) -> None: ...
+
+
+class Interpreter(Protocol):
+    def interpret(self, mode: ListenMode, event: Event) -> dict[str, str | None]: ...
+
+
+@dataclass
+class Turn:
+    """One exchange: what the box said, then what it heard (masked unless revealed)."""
+
+    box: str = ""
+    mode: str | None = None
+    heard: str | None = None
+    keys: str | None = None
+    parsed: dict[str, str | None] = field(default_factory=dict)
+    event: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "box": self.box.strip(),
+            "heard": self.heard,
+            "digits": self.parsed.get("digits"),
+        }
+        if self.mode is not None:
+            out["mode"] = self.mode
+            out["event"] = self.event
+        if "answer" in self.parsed:
+            out["answer"] = self.parsed["answer"]
+        if self.keys is not None:
+            out["keys"] = self.keys
+        return out
+
+
+@dataclass
+class CallSummary:
+    call_id: str
+    caller_masked: str
+    caller_source: str
+    outcome: str | None = None
+    error: str | None = None
+    turns: list[Turn] = field(default_factory=list)
+    started_at: float = 0.0  # wall clock, seconds since the epoch
+    duration_s: float = 0.0
+    stages: dict[str, list[float]] = field(default_factory=dict)
+    password: str | None = field(default=None, repr=False)  # only kept when revealed
+
+    def add_stage(self, name: str, seconds: float) -> None:
+        self.stages.setdefault(name, []).append(round(seconds, 4))
+
+    def as_dict(self, *, reveal_password: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "outcome": self.outcome,
+            "call_id": self.call_id,
+            "caller": self.caller_masked,
+            "caller_source": self.caller_source,
+            "duration_s": round(self.duration_s, 3),
+            "turns": [t.as_dict() for t in self.turns],
+            "stages": self.stages,
+        }
+        if self.error:
+            out["error"] = self.error
+        if reveal_password and self.password is not None:
+            out["password"] = self.password
+        return out
+
+
+class CallRuntime:
+    """Runs one call of ``dialog`` over ``channel`` against ``store``."""
+
+    def __init__(
+        self,
+        dialog: Dialog[Any],
+        store: AccountStore,
+        channel: Channel,
+        prompts: Prompts,
+        *,
+        caller: CallerId,
+        call_id: str | None = None,
+        reveal_password: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.dialog = dialog
+        self.store = store
+        self.channel = channel
+        self.prompts = prompts
+        self.caller = caller
+        self.call_id = call_id or uuid.uuid4().hex[:12]
+        self.reveal = reveal_password
+        self.clock = clock
+        self.summary = CallSummary(
+            call_id=self.call_id,
+            caller_masked=mask_phone(caller.number),
+            caller_source=caller.source.value if caller.number else CallerSource.NONE.value,
+            started_at=wall_clock(),
+        )
+        self._turn = Turn()
+        self._code: str | None = None
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self) -> CallSummary:
+        start = self.clock()
+        state = self.dialog.initial()
+        events: list[Event] = [CallStarted(self.call_id, self.caller.number)]
+        log.info(
+            "call %s started, caller %s (%s)",
+            self.call_id,
+            self.summary.caller_masked,
+            self.summary.caller_source,
+        )
+        try:
+            while events and not self.dialog.is_final(state):
+                event = events.pop(0)
+                state, actions = self.dialog.step(state, event)
+                events.extend(self._execute(actions))
+        except StoreError as exc:
+            log.error("call %s: account store failed: %s", self.call_id, exc)
+            self.summary.error = exc.code
+            self._fail_politely()
+        finally:
+            if self._turn.box:
+                self.summary.turns.append(self._turn)
+            self.summary.duration_s = self.clock() - start
+        log.info("call %s ended: %s", self.call_id, self.summary.outcome)
+        return self.summary
+
+    def _execute(self, actions: tuple[Action, ...]) -> list[Event]:
+        out: list[Event] = []
+        listens = any(isinstance(a, Listen) for a in actions)
+        skip_says = False
+        for action in actions:
+            if isinstance(action, Say):
+                if skip_says:
+                    continue
+                secret = any(getattr(v, "secret", False) for v in action.params.values())
+                self._turn.box += self.prompts.text(action, reveal=self.reveal) + " "
+                result = self.channel.say(action, interruptible=listens and not secret)
+                if result is SayResult.HUNG_UP:
+                    return [HungUp()]
+                skip_says = result is SayResult.INTERRUPTED
+            elif isinstance(action, Listen):
+                out.append(self._listen(action))
+            elif isinstance(action, Lookup):
+                self._code = action.code
+                t0 = self.clock()
+                matched = self.store.matches(action.caller, action.code)
+                self.summary.add_stage("lookup", self.clock() - t0)
+                out.append(LookupResult(matched))
+            elif isinstance(action, IssuePassword):
+                t0 = self.clock()
+                password = self.store.reset_password(
+                    action.caller,
+                    action.code,
+                    call_id=self.call_id,
+                    caller_source=self.summary.caller_source,
+                )
+                self.summary.add_stage("issue", self.clock() - t0)
+                if password is None:
+                    out.append(LookupResult(False))
+                else:
+                    if self.reveal:
+                        self.summary.password = password
+                    out.append(PasswordIssued(password))
+            elif isinstance(action, EndCall):
+                self._finish(action.outcome)
+        return out
+
+    def _listen(self, listen: Listen) -> Event:
+        t0 = self.clock()
+        event = self.channel.listen(listen)
+        self.summary.add_stage("listen", self.clock() - t0)
+        turn = self._turn
+        turn.mode = listen.spec.mode.value
+        turn.event = type(event).__name__
+        if isinstance(event, Heard):
+            turn.heard = event.recognition.text
+        elif isinstance(event, Keypad):
+            turn.keys = event.keys
+        interpreter = getattr(self.dialog, "interpret", None)
+        if interpreter is not None:
+            turn.parsed = interpreter(listen.spec.mode, event)
+        if isinstance(event, NoInput | HungUp):
+            turn.parsed = {k: None for k in turn.parsed}
+        self.summary.turns.append(turn)
+        self._turn = Turn()
+        return event
+
+    def _finish(self, outcome: Outcome) -> None:
+        self.summary.outcome = outcome.value
+        if outcome is not Outcome.PASSWORD_ISSUED:  # an issued password was audited with it
+            self.store.record(
+                call_id=self.call_id,
+                phone=self.caller.number,
+                code=self._code,
+                outcome=outcome.value,
+                caller_source=self.summary.caller_source,
+            )
+        self.channel.close(outcome)
+
+    def _fail_politely(self) -> None:
+        """The store is down: apologise, end the call, keep the error code in the summary."""
+        self.summary.outcome = self.summary.outcome or Outcome.GAVE_UP.value
+        try:
+            self._turn.box += self.prompts.text(Say("technical_error")) + " "
+            self.channel.say(Say("technical_error"), interruptible=False)
+            self.channel.close(Outcome.GAVE_UP)
+        except AssistantError as exc:  # the line may be gone too; the summary says so
+            log.error("call %s: could not apologise: %s", self.call_id, exc)

@@ -1,0 +1,128 @@
+"""Command line: ``python -m assistant <command>`` (or the ``vssid-assistant`` script).
+
+Each command module registers its own sub-commands; heavy engines (recognisers, the synthesiser,
+the SIP stack) are imported only by the commands that use them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from assistant.accounts.store import default_db_url
+from assistant.cli import accounts as accounts_cli
+from assistant.core.errors import AssistantError
+from assistant.core.ports import CallerId, CallerSource
+
+DEMO_CALLER = "0912345678"
+
+
+def run_text_call(
+    db_url: str, caller: str | None, infile: TextIO, outfile: TextIO, *, interactive: bool
+) -> dict[str, object]:
+    """One typed conversation; returns the call summary (password never included)."""
+    from assistant.accounts.store import SqlAccountStore
+    from assistant.call.channels.text import TextChannel
+    from assistant.call.runtime import CallRuntime
+    from assistant.language.numbers import NumberReader
+    from assistant.language.prompts import Prompts
+    from dialogs.reset import ResetDialog
+
+    prompts = Prompts.load()
+    dialog = ResetDialog(NumberReader.load())
+    store = SqlAccountStore(db_url)
+    try:
+        channel = TextChannel(prompts, infile, outfile, interactive=interactive)
+        caller_id = CallerId(caller, CallerSource.CLI if caller else CallerSource.NONE)
+        summary = CallRuntime(dialog, store, channel, prompts, caller=caller_id).run()
+    finally:
+        store.close()
+    out = summary.as_dict()  # never holds the password unless asked to reveal it
+    for detail in ("turns", "stages"):
+        del out[detail]
+    return out
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    interactive = sys.stdin.isatty()
+    result = run_text_call(args.db, args.caller, sys.stdin, sys.stdout, interactive=interactive)
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Create the demo accounts (if needed) and play a scripted call from a demo caller."""
+    import io
+
+    from assistant.accounts.store import SqlAccountStore
+    from assistant.core.paths import data_file
+
+    store = SqlAccountStore(args.db)
+    try:
+        store.create_schema()
+        accounts_cli.add_demo_accounts(store, out=sys.stdout)
+    finally:
+        store.close()
+    script = data_file("demo_call.txt").read_text(encoding="utf-8")
+    lines = [ln for ln in script.splitlines() if not ln.startswith(";")]
+    print(f"\n--- Cuộc gọi mẫu từ số {args.caller} ---")
+    result = run_text_call(
+        args.db, args.caller, io.StringIO("\n".join(lines) + "\n"), sys.stdout, interactive=False
+    )
+    print(json.dumps(result, ensure_ascii=False))
+    print(
+        f"\nThử tiếp: python -m assistant chat --caller {args.caller}   "
+        "(gõ mã số, '#' + phím bấm, dòng trống = im lặng, Ctrl-D = gác máy)"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m assistant",
+        description="Offline Vietnamese voice assistant that resets VssID passwords by phone.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser("demo", help="create demo accounts and play a scripted demo call")
+    demo.add_argument(
+        "--db", default=default_db_url(), help="SQLAlchemy URL (default: %(default)s)"
+    )
+    demo.add_argument("--caller", default=DEMO_CALLER, help="demo caller number")
+    demo.set_defaults(func=cmd_demo)
+
+    chat = sub.add_parser("chat", help="the whole conversation typed in the terminal")
+    chat.add_argument(
+        "--db", default=default_db_url(), help="SQLAlchemy URL (default: %(default)s)"
+    )
+    chat.add_argument("--caller", help="the caller's phone number (omit: withheld number)")
+    chat.set_defaults(func=cmd_chat)
+
+    accounts_cli.register(sub)
+    from assistant.cli import speech as voice_cli
+
+    voice_cli.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args))
+    except AssistantError as exc:
+        print(f"error [{exc.code}]: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,195 @@
+"""Speech commands: ``replay`` and ``hear`` (testers), ``replay-batch`` (reports), ``mic``
+(developers), ``sip`` (the phone line)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from assistant.accounts.store import default_db_url
+from assistant.asr.factory import ASR_ENGINES, DEFAULT_ASR, SpeechSettings
+
+PHONE_RATE = 8000
+
+
+def add_speech_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--asr",
+        choices=ASR_ENGINES,
+        default=DEFAULT_ASR,
+        help="speech recogniser (default: %(default)s)",
+    )
+    parser.add_argument("--asr-model", type=Path, help="model directory (vosk)")
+    parser.add_argument("--asr-threads", type=int, default=1, help="recogniser threads")
+
+
+def add_voice_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tts-rate", type=int, default=160, help="speech rate, words/minute")
+    parser.add_argument(
+        "--prompt-pack",
+        type=Path,
+        help="folder of recorded prompts (<prompt_id>.wav, digit_0.wav ...)",
+    )
+
+
+def speech_settings(args: argparse.Namespace) -> SpeechSettings:
+    return SpeechSettings(
+        asr=args.asr,
+        asr_model=args.asr_model,
+        asr_threads=args.asr_threads,
+        tts_rate_wpm=getattr(args, "tts_rate", 160),
+        prompt_pack=getattr(args, "prompt_pack", None),
+    )
+
+
+# -- replay ------------------------------------------------------------------------------------
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from assistant.cli.replay import ReplayRequest, run_replay
+
+    request = ReplayRequest(
+        db_url=args.db,
+        caller=args.caller,
+        turns=[Path(p) for p in args.turns],
+        speech=speech_settings(args),
+        out_audio=args.out_audio,
+        out_rate=args.out_rate,
+        reveal_password=args.reveal_password,
+    )
+    result = run_replay(request)
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def cmd_hear(args: argparse.Namespace) -> int:
+    from assistant.cli.replay import hear_files
+
+    for line in hear_files(
+        [Path(p) for p in args.files], args.mode, speech_settings(args), expected=args.expected
+    ):
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+    return 0
+
+
+def cmd_replay_batch(args: argparse.Namespace) -> int:
+    from assistant.batch.runner import run_batch
+
+    report = run_batch(
+        Path(args.scenarios),
+        db_url=args.db,
+        speech=speech_settings(args),
+        report_path=args.report,
+        fmt=args.format,
+        progress=not args.no_progress,
+    )
+    print(json.dumps(report, ensure_ascii=False))
+    return 0 if report["failed"] == 0 else 1
+
+
+# -- live ----------------------------------------------------------------------------------------
+
+
+def cmd_mic(args: argparse.Namespace) -> int:
+    from assistant.cli.mic import run_mic
+
+    summary: dict[str, Any] = run_mic(args, speech_settings(args))
+    print(json.dumps(summary, ensure_ascii=False))
+    return 0
+
+
+def cmd_sip(args: argparse.Namespace) -> int:
+    from assistant.telephony.sip.box import run_sip
+
+    return run_sip(args, speech_settings(args))
+
+
+def register(sub: Any) -> None:
+    replay = sub.add_parser(
+        "replay",
+        help="replay a call from WAV files, one per caller turn; prints one JSON object",
+        description="Each TURN.wav is what the caller says at the box's next listening turn "
+        "(any WAV format; converted). When the turns run out the caller is silent.",
+    )
+    replay.add_argument("--db", default=default_db_url(), help="SQLAlchemy URL")
+    replay.add_argument("--caller", help="caller phone number (omit: withheld)")
+    add_speech_args(replay)
+    add_voice_args(replay)
+    replay.add_argument("--out-audio", type=Path, help="write what the box said to this WAV")
+    replay.add_argument(
+        "--out-rate",
+        type=int,
+        default=PHONE_RATE,
+        help="sample rate of --out-audio (default: %(default)s, the phone line)",
+    )
+    replay.add_argument(
+        "--reveal-password",
+        action="store_true",
+        help="include the issued password in the JSON (testers only)",
+    )
+    replay.add_argument("turns", nargs="+", metavar="TURN.wav")
+    replay.set_defaults(func=cmd_replay)
+
+    hear = sub.add_parser("hear", help="recognise WAV files as the dialog would in a state")
+    hear.add_argument("--mode", choices=("digits", "yesno"), required=True)
+    hear.add_argument(
+        "--expected",
+        type=int,
+        default=10,
+        help="digits still expected (digits mode; default: %(default)s)",
+    )
+    add_speech_args(hear)
+    hear.add_argument("files", nargs="+", metavar="FILE.wav")
+    hear.set_defaults(func=cmd_hear)
+
+    batch = sub.add_parser(
+        "replay-batch",
+        help="replay a folder or CSV of scenarios and write a report",
+        description="SCENARIOS is a CSV (name,caller,turns,expect[,expect_digits]; turns are "
+        "';'-separated WAV paths relative to the CSV) or a folder with one sub-folder per "
+        "scenario (turn WAVs in name order, scenario.json with caller and expect).",
+    )
+    batch.add_argument("scenarios", metavar="SCENARIOS")
+    batch.add_argument("--db", default=default_db_url(), help="SQLAlchemy URL")
+    add_speech_args(batch)
+    batch.add_argument("--report", type=Path, default=Path("replay-report.md"))
+    batch.add_argument("--format", choices=("md", "html"), help="default: from --report's suffix")
+    batch.add_argument("--no-progress", action="store_true")
+    batch.set_defaults(func=cmd_replay_batch)
+
+    mic = sub.add_parser("mic", help="talk to the box through the microphone and speaker")
+    mic.add_argument("--db", default=default_db_url(), help="SQLAlchemy URL")
+    mic.add_argument("--caller", help="caller phone number (omit: withheld)")
+    mic.add_argument("--input-device", help="input device name or index")
+    mic.add_argument("--output-device", help="output device name or index")
+    mic.add_argument("--rate", type=int, default=16000, help="device sample rate")
+    mic.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+    mic.add_argument(
+        "--barge-in",
+        action="store_true",
+        help="let speech interrupt prompts (use with a headset; keys always can)",
+    )
+    add_speech_args(mic)
+    add_voice_args(mic)
+    mic.set_defaults(func=cmd_mic)
+
+    sip = sub.add_parser("sip", help="answer SIP calls (G.711) and run the conversation")
+    sip.add_argument("--listen", default="127.0.0.1:5070", help="HOST:PORT (default: %(default)s)")
+    sip.add_argument("--db", default=default_db_url(), help="SQLAlchemy URL")
+    sip.add_argument("--log-dir", type=Path, help="one JSON summary per call goes here")
+    sip.add_argument("--max-calls", type=int, default=4, help="simultaneous calls; more get busy")
+    sip.add_argument(
+        "--trusted-peer",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="peer address whose P-Asserted-Identity is trusted (repeatable)",
+    )
+    sip.add_argument("--rtp-ports", default="40000-40999", help="RTP port range")
+    sip.add_argument("--rtp-timeout", type=int, default=15, help="seconds without RTP: hang up")
+    sip.add_argument("--ready-file", type=Path, help="touch this file once listening")
+    add_speech_args(sip)
+    add_voice_args(sip)
+    sip.set_defaults(func=cmd_sip)

@@ -1,0 +1,182 @@
+"""A scripted recogniser for tests: the runtime without a speech model.
+
+``FakeRecognizer(script)`` answers each utterance (``begin`` ... ``end``) with the next item of
+``script``, shared by all its sessions in the order the utterances end:
+
+* a ``str``: one hypothesis with that text (``""``: nothing heard);
+* a :class:`Recognition`: returned as it is (N-best lists, confidences);
+* an :class:`~assistant.core.errors.RecognizerError`: raised by ``end`` (engine failures);
+
+or ``script`` is a callable taking the utterance's audio (an :class:`Audio` at the recogniser's
+rate) and returning a ``str`` or a :class:`Recognition`.
+
+Everything the fake is given is kept for assertions: :attr:`FakeRecognizer.specs` (every
+:class:`ListenSpec` passed to ``begin``, in order) and :attr:`FakeRecognizer.utterances` (the
+audio of every finished utterance). Misuse (``feed`` before ``begin``, a closed session,
+non-int16 audio) raises :class:`RecognizerError` as the real adapters do; running out of script
+raises :class:`FakeScriptExhausted`, an ``AssertionError`` so a runtime catching recogniser
+errors cannot hide a test's mistake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.core.errors import RecognizerError
+from assistant.core.ports import PCM, Audio, ListenSpec, Recognition
+
+ScriptItem = str | Recognition | RecognizerError
+Script = Iterable[ScriptItem] | Callable[[Audio], str | Recognition]
+
+
+class FakeScriptExhausted(AssertionError):
+    """More utterances ended than the script has answers for."""
+
+
+def _recognition(item: str | Recognition) -> Recognition:
+    if isinstance(item, Recognition):
+        return item
+    return Recognition.of(item) if item.strip() else Recognition()
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One finished utterance as the fake saw it."""
+
+    spec: ListenSpec
+    audio: Audio
+    feeds: int
+
+
+class FakeRecognizer:
+    """A :class:`~assistant.core.ports.Recognizer` that answers from a script."""
+
+    def __init__(
+        self,
+        script: Script = (),
+        *,
+        sample_rate: int = 16000,
+        name: str = "fake",
+        partials: bool = False,
+    ) -> None:
+        """``partials``: ``feed`` returns the text of the answer about to be given (once some
+        audio came in) instead of ``""``; only for scripted lists of answers."""
+        self.name = name
+        self.sample_rate = sample_rate
+        self.partials = partials
+        self._answer: Callable[[Audio], str | Recognition] | None
+        self._queue: list[ScriptItem]
+        if callable(script):
+            self._answer, self._queue = script, []
+        else:
+            self._answer, self._queue = None, list(script)
+        self.specs: list[ListenSpec] = []
+        self.utterances: list[Utterance] = []
+        self.sessions: list[FakeSession] = []
+        self.closed = False
+
+    @property
+    def remaining(self) -> int:
+        """Scripted answers not used yet (0 for a callable script)."""
+        return len(self._queue)
+
+    def open_session(self) -> FakeSession:
+        if self.closed:
+            raise RecognizerError("the fake recogniser is closed", code="asr_decode_failed")
+        session = FakeSession(self)
+        self.sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        self.closed = True
+
+    def peek(self) -> str:
+        """The text of the next scripted answer ("" when none or not text)."""
+        if self._answer is not None or not self._queue:
+            return ""
+        item = self._queue[0]
+        return "" if isinstance(item, RecognizerError) else _recognition(item).text
+
+    def answer(self, audio: Audio) -> Recognition:
+        if self._answer is not None:
+            return _recognition(self._answer(audio))
+        if not self._queue:
+            raise FakeScriptExhausted(
+                f"FakeRecognizer script exhausted after {len(self.utterances)} utterance(s)"
+            )
+        item = self._queue.pop(0)
+        if isinstance(item, RecognizerError):
+            raise item
+        return _recognition(item)
+
+    def __repr__(self) -> str:
+        return f"<FakeRecognizer {self.name} {self.sample_rate} Hz, {self.remaining} left>"
+
+
+class FakeSession:
+    """One call's session over a :class:`FakeRecognizer`."""
+
+    def __init__(self, recognizer: FakeRecognizer) -> None:
+        self._rec = recognizer
+        self.sample_rate = recognizer.sample_rate
+        self.spec: ListenSpec | None = None
+        self.specs: list[ListenSpec] = []
+        self._chunks: list[PCM] = []
+        self._feeds = 0
+        self.closed = False
+
+    def begin(self, spec: ListenSpec) -> None:
+        self._check_open()
+        self.spec = spec
+        self.specs.append(spec)
+        self._rec.specs.append(spec)
+        self._chunks = []
+        self._feeds = 0
+
+    def feed(self, pcm: PCM) -> str:
+        self._require_spec()
+        samples = np.asarray(pcm)
+        if samples.dtype != np.int16:
+            rate = self.sample_rate
+            raise RecognizerError(
+                f"the recogniser takes int16 samples at {rate} Hz, got {samples.dtype}",
+                code="asr_decode_failed",
+            )
+        self._chunks.append(samples.reshape(-1).copy())
+        self._feeds += 1
+        if self._rec.partials and any(len(c) for c in self._chunks):
+            return self._rec.peek()
+        return ""
+
+    def end(self) -> Recognition:
+        spec = self._require_spec()
+        samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        audio = Audio(samples.astype(np.int16, copy=False), self.sample_rate)
+        self.spec = None
+        self._chunks = []
+        self._rec.utterances.append(Utterance(spec, audio, self._feeds))
+        return self._rec.answer(audio)
+
+    def close(self) -> None:
+        self.closed = True
+        self.spec = None
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RecognizerError("the fake session is closed", code="asr_decode_failed")
+
+    def _require_spec(self) -> ListenSpec:
+        self._check_open()
+        if self.spec is None:
+            raise RecognizerError(
+                "feed/end called outside an utterance (call begin first)",
+                code="asr_decode_failed",
+            )
+        return self.spec
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else (self.spec.mode.value if self.spec else "idle")
+        return f"<FakeSession {state}>"
