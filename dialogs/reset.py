@@ -20,13 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from assistant.core.dialog import (
     Action,
     CallStarted,
     Digits,
     EndCall,
+    EngineFailed,
     Event,
     Heard,
     HungUp,
@@ -105,17 +106,38 @@ class ResetState:
 
 
 @dataclass(frozen=True)
-class _Reading:
-    """Digits heard in one turn, with the positions (within ``digits``) that are uncertain."""
+class TurnReading:
+    """One caller turn, spoken or keyed, read both ways before the phase table sees it: the
+    digits (with the positions, within ``digits``, the recogniser was unsure of) and the yes/no
+    answer (``"yes"``, ``"no"`` or ``None`` for unclear). Each phase uses the side it needs."""
 
-    digits: str
-    restart: bool
-    usable: bool
+    digits: str = field(repr=False)
+    restart: bool = False
+    usable: bool = False
     unsure: frozenset[int] = frozenset()
+    answer: str | None = None
+    keyed: bool = False
 
 
 Result = tuple[ResetState, tuple[Action, ...]]
-Handler = Callable[[ResetState, Event], Result]
+Handler = Callable[[ResetState, Any], Result]
+
+#: What the phase table is keyed by: every event type, except that heard and keyed input
+#: arrive as one :class:`TurnReading`.
+TABLE_KEYS: tuple[type, ...] = (
+    CallStarted,
+    TurnReading,
+    NoInput,
+    HungUp,
+    LookupResult,
+    PasswordIssued,
+    EngineFailed,
+)
+
+
+def table_key(event_type: type) -> type:
+    """The phase-table column an event type is handled in."""
+    return TurnReading if event_type in (Heard, Keypad) else event_type
 
 
 class ResetDialog:
@@ -125,80 +147,29 @@ class ResetDialog:
         self.reader = reader
         self.settings = settings or DialogSettings()
         s = self
-        # Every phase names its handler for every event type: the graph test checks it.
+        # Defaults for every phase, then what each phase does differently. The merged table
+        # names a handler in every cell: the graph test checks it.
+        defaults: dict[type, Handler] = {
+            CallStarted: s._ignore,
+            TurnReading: s._ignore,
+            NoInput: s._ignore,
+            HungUp: s._hung_up,
+            LookupResult: s._ignore,
+            PasswordIssued: s._ignore,
+            EngineFailed: s._engine_failed,
+        }
+        overrides: dict[Phase, dict[type, Handler]] = {
+            Phase.START: {CallStarted: s._start},
+            Phase.COLLECT: {TurnReading: s._collect, NoInput: s._collect_silence},
+            Phase.REPAIR: {TurnReading: s._repair, NoInput: s._repair_silence},
+            Phase.CONFIRM: {TurnReading: s._confirm_input, NoInput: s._confirm_silence},
+            Phase.VERIFY: {LookupResult: s._verified},
+            Phase.ISSUE: {LookupResult: s._verified, PasswordIssued: s._issued},
+            Phase.OFFER_REPEAT: {TurnReading: s._offer_input, NoInput: s._offer_silence},
+            Phase.DONE: {HungUp: s._ignore, EngineFailed: s._ignore},
+        }
         self.table: dict[Phase, dict[type, Handler]] = {
-            Phase.START: {
-                CallStarted: s._start,
-                Heard: s._ignore,
-                Keypad: s._ignore,
-                NoInput: s._ignore,
-                HungUp: s._hung_up,
-                LookupResult: s._ignore,
-                PasswordIssued: s._ignore,
-            },
-            Phase.COLLECT: {
-                CallStarted: s._ignore,
-                Heard: s._collect_heard,
-                Keypad: s._collect_keys,
-                NoInput: s._collect_silence,
-                HungUp: s._hung_up,
-                LookupResult: s._ignore,
-                PasswordIssued: s._ignore,
-            },
-            Phase.REPAIR: {
-                CallStarted: s._ignore,
-                Heard: s._repair_heard,
-                Keypad: s._repair_keys,
-                NoInput: s._repair_silence,
-                HungUp: s._hung_up,
-                LookupResult: s._ignore,
-                PasswordIssued: s._ignore,
-            },
-            Phase.CONFIRM: {
-                CallStarted: s._ignore,
-                Heard: s._confirm_heard,
-                Keypad: s._confirm_keys,
-                NoInput: s._confirm_silence,
-                HungUp: s._hung_up,
-                LookupResult: s._ignore,
-                PasswordIssued: s._ignore,
-            },
-            Phase.VERIFY: {
-                CallStarted: s._ignore,
-                Heard: s._ignore,
-                Keypad: s._ignore,
-                NoInput: s._ignore,
-                HungUp: s._hung_up,
-                LookupResult: s._verified,
-                PasswordIssued: s._ignore,
-            },
-            Phase.ISSUE: {
-                CallStarted: s._ignore,
-                Heard: s._ignore,
-                Keypad: s._ignore,
-                NoInput: s._ignore,
-                HungUp: s._hung_up,
-                LookupResult: s._verified,
-                PasswordIssued: s._issued,
-            },
-            Phase.OFFER_REPEAT: {
-                CallStarted: s._ignore,
-                Heard: s._offer_heard,
-                Keypad: s._offer_keys,
-                NoInput: s._offer_silence,
-                HungUp: s._hung_up,
-                LookupResult: s._ignore,
-                PasswordIssued: s._ignore,
-            },
-            Phase.DONE: {
-                CallStarted: s._ignore,
-                Heard: s._ignore,
-                Keypad: s._ignore,
-                NoInput: s._ignore,
-                HungUp: s._ignore,
-                LookupResult: s._ignore,
-                PasswordIssued: s._ignore,
-            },
+            phase: defaults | overrides.get(phase, {}) for phase in Phase
         }
 
     # -- the Dialog protocol ----------------------------------------------------------------
@@ -210,8 +181,9 @@ class ResetDialog:
         return state.phase is Phase.DONE
 
     def step(self, state: ResetState, event: Event) -> Result:
-        handler = self.table[state.phase][type(event)]
-        return handler(state, event)
+        if isinstance(event, Heard | Keypad):
+            return self.table[state.phase][TurnReading](state, self.read(event))
+        return self.table[state.phase][type(event)](state, event)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -243,6 +215,9 @@ class ResetDialog:
 
     def _ignore(self, state: ResetState, _event: Event) -> Result:
         return state, ()
+
+    def _engine_failed(self, state: ResetState, _event: Event) -> Result:
+        return self._end(state, Outcome.TECHNICAL_ERROR, Say("technical_error"))
 
     def _hung_up(self, state: ResetState, _event: Event) -> Result:
         issued = state.outcome is Outcome.PASSWORD_ISSUED
@@ -287,13 +262,31 @@ class ResetDialog:
 
     # -- reading caller input -------------------------------------------------------------------
 
-    def _read_recognition(self, recognition: Recognition) -> _Reading:
+    def read(self, event: Heard | Keypad) -> TurnReading:
+        """How the dialog reads a caller turn, in every phase (and the ``hear`` command, the
+        reports and the benchmarks, which must read it the same way)."""
+        if isinstance(event, Keypad):
+            keys = self.reader.keypad_digits(event.keys)
+            answer = self.reader.keypad_yesno(event.keys)
+            return TurnReading(
+                keys.digits,
+                keys.restart,
+                keys.usable,
+                answer=None if answer is None else answer.value,
+                keyed=True,
+            )
+        reading = self._read_recognition(event.recognition)
+        text = event.recognition.text
+        spoken = self.reader.read_yesno(text) if text else None
+        return replace(reading, answer=None if spoken is None else spoken.value)
+
+    def _read_recognition(self, recognition: Recognition) -> TurnReading:
         """Digits from the best usable hypothesis; positions where alternatives of the same
         length disagree, or whose word confidence is low, are marked unsure."""
         readings = [(h, self.reader.read_digits(h.text)) for h in recognition.hypotheses]
         usable = [(h, r) for h, r in readings if r.usable]
         if not usable:
-            return _Reading("", False, False)
+            return TurnReading("", False, False)
         best_h, best = usable[0]
         unsure: set[int] = set()
         rival = self.settings.rival_confidence
@@ -307,7 +300,7 @@ class ResetDialog:
                     if a != b
                 }
         unsure |= self._low_confidence_positions(best_h, best.digits)
-        return _Reading(best.digits, best.restart, True, frozenset(unsure))
+        return TurnReading(best.digits, best.restart, True, frozenset(unsure))
 
     def _low_confidence_positions(self, hyp: Hypothesis, digits: str) -> set[int]:
         low = self.settings.low_confidence
@@ -325,23 +318,12 @@ class ResetDialog:
     def interpret(self, mode: ListenMode, event: Event) -> dict[str, str | None]:
         """How a turn is heard in ``mode``, exactly as the dialog reads it (for reports and the
         ``hear`` command): ``{"digits": ...}`` or ``{"answer": "yes"|"no"|None}``."""
-        if isinstance(event, Heard):
+        if isinstance(event, Heard | Keypad):
+            r = self.read(event)
             if mode is ListenMode.DIGITS:
-                r = self._read_recognition(event.recognition)
                 return {"digits": r.digits if r.usable else None}
-            answer = self.reader.read_yesno(event.recognition.text)
-            return {"answer": None if answer is None else answer.value}
-        if isinstance(event, Keypad):
-            if mode is ListenMode.DIGITS:
-                k = self._keys_reading(event.keys)
-                return {"digits": k.digits if k.usable else None}
-            answer = self.reader.keypad_yesno(event.keys)
-            return {"answer": None if answer is None else answer.value}
+            return {"answer": r.answer}
         return {"digits": None} if mode is ListenMode.DIGITS else {"answer": None}
-
-    def _keys_reading(self, keys: str) -> _Reading:
-        r = self.reader.keypad_digits(keys)
-        return _Reading(r.digits, r.restart, r.usable)
 
     # -- START ----------------------------------------------------------------------------------
 
@@ -362,15 +344,7 @@ class ResetDialog:
 
     # -- COLLECT --------------------------------------------------------------------------------
 
-    def _collect_heard(self, state: ResetState, event: Event) -> Result:
-        assert isinstance(event, Heard)
-        return self._collect(state, self._read_recognition(event.recognition))
-
-    def _collect_keys(self, state: ResetState, event: Event) -> Result:
-        assert isinstance(event, Keypad)
-        return self._collect(state, self._keys_reading(event.keys))
-
-    def _collect(self, state: ResetState, reading: _Reading) -> Result:
+    def _collect(self, state: ResetState, reading: TurnReading) -> Result:
         state = replace(state, silences=0)
         if not reading.usable:
             if state.unusable >= self.settings.max_unusable:
@@ -415,15 +389,7 @@ class ResetDialog:
 
     # -- REPAIR (one uncertain group asked again) ---------------------------------------------
 
-    def _repair_heard(self, state: ResetState, event: Event) -> Result:
-        assert isinstance(event, Heard)
-        return self._repair(state, self._read_recognition(event.recognition))
-
-    def _repair_keys(self, state: ResetState, event: Event) -> Result:
-        assert isinstance(event, Keypad)
-        return self._repair(state, self._keys_reading(event.keys))
-
-    def _repair(self, state: ResetState, reading: _Reading) -> Result:
+    def _repair(self, state: ResetState, reading: TurnReading) -> Result:
         a, b = self._groups()[state.repair_group]
         if reading.usable and not reading.restart and len(reading.digits) == b - a:
             code = state.candidate[:a] + reading.digits + state.candidate[b:]
@@ -444,25 +410,12 @@ class ResetDialog:
 
     # -- CONFIRM --------------------------------------------------------------------------------
 
-    def _confirm_heard(self, state: ResetState, event: Event) -> Result:
-        assert isinstance(event, Heard)
+    def _confirm_input(self, state: ResetState, reading: TurnReading) -> Result:
         # A whole code read again instead of yes/no is a correction: read it back afresh.
-        reading = self._read_recognition(event.recognition)
         if reading.usable and not reading.restart and len(reading.digits) == self._n:
             fresh = replace(state, digits=reading.digits, unsure=reading.unsure, repair_group=-1)
             return self._complete(fresh)
-        text = event.recognition.text
-        answer = self.reader.read_yesno(text) if text else None
-        return self._confirm(state, None if answer is None else answer.value)
-
-    def _confirm_keys(self, state: ResetState, event: Event) -> Result:
-        assert isinstance(event, Keypad)
-        reading = self._keys_reading(event.keys)
-        if reading.usable and not reading.restart and len(reading.digits) == self._n:
-            fresh = replace(state, digits=reading.digits, unsure=frozenset(), repair_group=-1)
-            return self._complete(fresh)
-        answer = self.reader.keypad_yesno(event.keys)
-        return self._confirm(state, None if answer is None else answer.value)
+        return self._confirm(state, reading.answer)
 
     def _confirm(self, state: ResetState, answer: str | None) -> Result:
         state = replace(state, silences=0)
@@ -517,15 +470,8 @@ class ResetDialog:
 
     # -- OFFER_REPEAT ---------------------------------------------------------------------------
 
-    def _offer_heard(self, state: ResetState, event: Event) -> Result:
-        assert isinstance(event, Heard)
-        answer = self.reader.read_yesno(event.recognition.text)
-        return self._offer(state, answer is not None and answer.value == "yes")
-
-    def _offer_keys(self, state: ResetState, event: Event) -> Result:
-        assert isinstance(event, Keypad)
-        answer = self.reader.keypad_yesno(event.keys)
-        return self._offer(state, answer is not None and answer.value == "yes")
+    def _offer_input(self, state: ResetState, reading: TurnReading) -> Result:
+        return self._offer(state, reading.answer == "yes")
 
     def _offer_silence(self, state: ResetState, _event: Event) -> Result:
         return self._offer(state, False)

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from assistant.core.dialog import (
     CallStarted,
+    EngineFailed,
     Event,
     Heard,
     HungUp,
@@ -58,5 +59,6 @@ def sample_events() -> list[tuple[str, Event]]:
         ("hang-up", HungUp()),
         ("match", LookupResult(True)),
         ("no match", LookupResult(False)),
+        ("engine failed", EngineFailed("asr_decode_failed")),
         ("password", PasswordIssued("12345678")),
     ]

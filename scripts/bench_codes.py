@@ -45,7 +45,6 @@ import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -53,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from assistant.audio.g711 import phone_line
 from assistant.audio.resample import resample
+from assistant.core.dialog import Heard
 from assistant.core.paths import shared_corpus_dir
 from assistant.core.ports import (
     PCM,
@@ -297,20 +297,14 @@ class Judge:
     marks any digit unsure (rival readings of the same length, or a digit word scored low)."""
 
     def __init__(self, reader: NumberReader) -> None:
-        self.reader = reader
-        try:
-            from dialogs.reset import ResetDialog
+        from dialogs.reset import ResetDialog
 
-            self._dialog: Any = ResetDialog(reader)
-        except ImportError:  # pragma: no cover - the dialog is part of the project
-            self._dialog = None
+        self.reader = reader
+        self._dialog = ResetDialog(reader)
 
     def digits(self, rec: Recognition) -> tuple[str, bool]:
-        if self._dialog is not None:
-            reading = self._dialog._read_recognition(rec)  # the dialog's own rule
-            return (reading.digits if reading.usable else ""), bool(reading.unsure)
-        got = self.reader.read_digits(rec.text).digits if rec.hypotheses else ""
-        return got, False
+        reading = self._dialog.read(Heard(rec))  # the dialog's own reading of the turn
+        return (reading.digits if reading.usable else ""), bool(reading.unsure)
 
 
 def pct(a: int, b: int) -> str:

@@ -6,7 +6,6 @@ No audio device is used: the backend is injected through the constructor.
 
 from __future__ import annotations
 
-import argparse
 import io
 import signal
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 
 from assistant.accounts.store import SqlAccountStore
-from assistant.cli.mic import InterruptibleMedia, run_mic, run_mic_with
+from assistant.cli.mic import InterruptibleMedia, MicSettings, run_mic, run_mic_with
 from assistant.core.errors import AudioError, RecognizerError, TransportError
 from assistant.core.ports import (
     Audio,
@@ -360,11 +359,13 @@ def test_run_mic_on_a_machine_without_sound_card(
     if len(list(backend.query_devices())) > 0:
         pytest.skip("this machine has audio devices")
     args = mic_args(f"sqlite:///{tmp_path / 'db.sqlite3'}", list_devices=True)
-    assert run_mic(args, speech=_speech()) == {"devices": []}
+    assert run_mic(args) == {"devices": []}
     assert capsys.readouterr().out == ""  # the table goes to stderr; stdout stays JSON
-    args = mic_args(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    args = mic_args(
+        f"sqlite:///{tmp_path / 'db.sqlite3'}", speech=_speech(asr="vosk", asr_model=tmp_path)
+    )
     with pytest.raises(TransportError) as err:
-        run_mic(args, speech=_speech(asr="vosk", asr_model=tmp_path))  # never loaded
+        run_mic(args)  # the model is never loaded
     assert err.value.code == "audio_device_missing"
 
 
@@ -532,22 +533,13 @@ def db_url(tmp_path: Path) -> str:
     return url
 
 
-def mic_args(db: str, **kw: Any) -> argparse.Namespace:
-    base: dict[str, Any] = {
-        "db": db,
-        "caller": PHONE,
-        "barge_in": False,
-        "prompt_pack": None,
-        "input_device": None,
-        "output_device": None,
-        "rate": 16000,
-        "list_devices": False,
-    }
-    return argparse.Namespace(**(base | kw))
+def mic_args(db: str, **kw: Any) -> MicSettings:
+    base: dict[str, Any] = {"db_url": db, "caller": PHONE}
+    return MicSettings(**(base | kw))
 
 
 def call(
-    media: ScriptedMedia, rec: ToneRecognizer, args: argparse.Namespace
+    media: ScriptedMedia, rec: ToneRecognizer, args: MicSettings
 ) -> tuple[dict[str, Any], str]:
     out = io.StringIO()
     result = run_mic_with(

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from assistant.accounts.store import SqlAccountStore
-from assistant.call.channels.live import LiveChannel, LiveSettings, ReplayChannel
+from assistant.call.channels.live import LiveChannel, LiveSettings
+from assistant.call.channels.replay import ReplayChannel
 from assistant.call.prompt_voice import PromptVoice
 from assistant.call.runtime import CallRuntime, CallSummary
 from assistant.core.dialog import Outcome

@@ -19,29 +19,19 @@ values), its scrubbed first line is in the message instead.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    DateTime,
-    Dialect,
     Engine,
-    Integer,
-    MetaData,
-    String,
     create_engine,
     func,
     insert,
@@ -50,9 +40,14 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator
 
+from assistant.accounts.csv_import import (
+    CsvImportError,
+    ImportProblem,
+    ImportReport,
+    _read_csv,
+)
+from assistant.accounts.models import CALL_ID_MAX, LABEL_MAX, Account, AuditRow, Base, _utcnow
 from assistant.accounts.passwords import (
     DEFAULT_LENGTH,
     DEFAULT_PARAMS,
@@ -63,7 +58,7 @@ from assistant.accounts.passwords import (
     hash_password,
     verify_password,
 )
-from assistant.core.errors import AssistantError, StoreError
+from assistant.core.errors import StoreError
 from assistant.core.ports import AuditEntry
 from assistant.language.phone import (
     CodeError,
@@ -98,8 +93,6 @@ DEFAULT_DB_URL = "sqlite:///" + DEFAULT_DB_PATH.as_posix()
 DEFAULT_BUSY_TIMEOUT = 5.0
 
 _CHUNK = 500  # codes per IN (...) query: well under every backend's parameter limit
-_CALL_ID_MAX = 255
-_LABEL_MAX = 64
 
 
 def default_db_url() -> str:
@@ -112,89 +105,9 @@ def default_db_url() -> str:
     return "sqlite:///" + str(path.absolute())
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-# --------------------------------------------------------------------------------------------
-# Models
-# --------------------------------------------------------------------------------------------
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timestamp stored as naive UTC (portable: SQLite has no time zones), read back aware."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given for a UTC column")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(
-        naming_convention={
-            "ix": "ix_%(column_0_label)s",
-            "uq": "uq_%(table_name)s_%(column_0_name)s",
-            "pk": "pk_%(table_name)s",
-        }
-    )
-
-
-class Account(Base):
-    """One VssID account as the box knows it."""
-
-    __tablename__ = "accounts"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    code: Mapped[str] = mapped_column(String(10), unique=True)
-    phone: Mapped[str] = mapped_column(String(16), index=True)
-    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
-    must_change: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-    def __repr__(self) -> str:
-        return (
-            f"Account(id={self.id!r}, code={mask_code(self.code)!r}, "
-            f"phone={mask_phone(self.phone)!r}, must_change={self.must_change!r})"
-        )
-
-
-class AuditRow(Base):
-    """One reset attempt (one call): masked values only, never a password."""
-
-    __tablename__ = "audit_log"
-
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    call_id: Mapped[str] = mapped_column(String(_CALL_ID_MAX))
-    caller_masked: Mapped[str] = mapped_column(String(32))
-    code_masked: Mapped[str] = mapped_column(String(32))
-    outcome: Mapped[str] = mapped_column(String(_LABEL_MAX))
-    caller_source: Mapped[str] = mapped_column(String(_LABEL_MAX))
-
-
 # --------------------------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------------------------
-
-
-class CsvImportError(AssistantError):
-    """The CSV file cannot be read at all (missing, not UTF-8, no ``code,phone`` header)."""
-
-    code = "csv_unreadable"
 
 
 _LONG_DIGITS = re.compile(r"[0-9]{6,}")
@@ -260,42 +173,6 @@ def _store_errors(what: str) -> Iterator[None]:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ImportProblem:
-    """A rejected CSV row: its line number in the file and why (masked values only)."""
-
-    line: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.reason}"
-
-
-@dataclass
-class ImportReport:
-    """What :meth:`SqlAccountStore.import_csv` did: ``added`` accounts, ``problems`` per row."""
-
-    rows: int = 0
-    added: int = 0
-    problems: list[ImportProblem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-_CODE_HEADERS = ("code", "ma_so_bhxh")
-_PHONE_HEADERS = ("phone", "so_dien_thoai")
-
-
-def _header_index(header: Sequence[str], names: Sequence[str]) -> int | None:
-    cleaned = [h.strip().lower().lstrip("\ufeff") for h in header]
-    for name in names:
-        if name in cleaned:
-            return cleaned.index(name)
-    return None
-
-
 # --------------------------------------------------------------------------------------------
 # The store
 # --------------------------------------------------------------------------------------------
@@ -334,7 +211,7 @@ def _label(value: str, what: str) -> str:
     value = str(value).strip()
     if not value:
         raise StoreError(f"audit {what} must not be empty", code="store_error")
-    return value[:_LABEL_MAX]
+    return value[:LABEL_MAX]
 
 
 def _scrub_call_id(call_id: str, phone: str | None, code: str | None) -> str:
@@ -348,7 +225,7 @@ def _scrub_call_id(call_id: str, phone: str | None, code: str | None) -> str:
     result = str(call_id)
     for secret in secrets_in_id:
         result = result.replace(secret, mask_digits(secret))
-    return result[:_CALL_ID_MAX]
+    return result[:CALL_ID_MAX]
 
 
 class SqlAccountStore:
@@ -707,45 +584,3 @@ def _make_engine(url: str, busy_timeout: float) -> tuple[Engine, bool]:
             f"cannot use {shown}: {type(error).__name__}: {_scrub(str(error))}",
             code="store_unavailable",
         ) from None
-
-
-def _read_csv(path: str | os.PathLike[str]) -> list[tuple[int, str, str]]:
-    """``(line number, code, phone)`` per non-blank data row; CsvImportError when unreadable."""
-    name = os.fspath(path)
-    try:
-        with open(name, encoding="utf-8-sig", newline="") as handle:
-            content = handle.read()
-    except OSError as error:
-        raise CsvImportError(f"cannot read {name}: {error.strerror or error}") from None
-    except UnicodeDecodeError as error:
-        raise CsvImportError(
-            f"cannot read {name}: not UTF-8 text (byte {error.start}); save it as CSV UTF-8"
-        ) from None
-    first_line = content.split("\n", 1)[0]
-    delimiter = ","
-    if "," not in first_line:
-        delimiter = ";" if ";" in first_line else ("\t" if "\t" in first_line else ",")
-    reader = csv.reader(io.StringIO(content), delimiter=delimiter)
-    code_col = phone_col = None
-    result: list[tuple[int, str, str]] = []
-    try:
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            if code_col is None or phone_col is None:
-                code_col = _header_index(row, _CODE_HEADERS)
-                phone_col = _header_index(row, _PHONE_HEADERS)
-                if code_col is None or phone_col is None:
-                    raise CsvImportError(
-                        f"{name}: line {reader.line_num} must be the header code,phone "
-                        "(or ma_so_bhxh,so_dien_thoai)"
-                    )
-                continue
-            width = max(code_col, phone_col) + 1
-            cells = row + [""] * (width - len(row))
-            result.append((reader.line_num, cells[code_col], cells[phone_col]))
-    except csv.Error as error:
-        raise CsvImportError(f"{name}: line {reader.line_num}: malformed CSV ({error})") from None
-    if code_col is None:
-        raise CsvImportError(f"{name}: empty file (expected the header code,phone)")
-    return result

@@ -12,17 +12,21 @@ the words: a digit word adds 1, ``mười`` 2, a unit after ``mười``/``mươi
 unless a ``mươi``/``trăm`` follows and takes it back, and so on (:func:`digit_grammar`). A word's
 score is its own token's posterior plus a discounted share of its tone neighbours' ("nằm" for
 "năm"); the length prior is soft, so a code read in parts still comes out in parts. Yes/no mode
-writes other speech as ``<unk>`` so that the reader does not take "dạ, [something else]" for a polite yes.
+writes other speech as ``<unk>`` so that the reader does not take "dạ, [something else]" for a
+polite yes.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+
+from assistant.language.numbers import NumberReader
 
 FloatArray = npt.NDArray[np.float32]
 NEG_INF = -1.0e30
@@ -367,29 +371,17 @@ def greedy_labels(scores: FrameScores, use_filler: bool = True) -> list[int]:
 # Words and their classes
 # --------------------------------------------------------------------------------------------
 
-#: Digit words (every one a single token of the model) and their digit.
-DIGIT_WORDS: dict[str, int] = {
-    "không": 0,
-    "linh": 0,
-    "lẻ": 0,
-    "một": 1,
-    "mốt": 1,
-    "hai": 2,
-    "ba": 3,
-    "bốn": 4,
-    "tư": 4,
-    "năm": 5,
-    "lăm": 5,
-    "nhăm": 5,
-    "sáu": 6,
-    "bảy": 7,
-    "bẩy": 7,
-    "tám": 8,
-    "chín": 9,
-}
-TEN = "mười"  # "10", or 1x before a unit
-TENS = "mươi"  # x0 after a digit
-HUNDRED = "trăm"
+
+@functools.cache
+def number_reader() -> NumberReader:
+    """The number reader over ``data/numbers.toml``: the grammars' words come from its tables
+    and hypotheses are counted and merged by its grouping rules, so they cannot drift apart."""
+    return NumberReader.load()
+
+
+#: Digit words (every spelling of ``[digits]``, each a single token of the model) and their digit.
+DIGIT_WORDS: dict[str, int] = {w: int(d) for w, d in number_reader().digit_values().items()}
+TEN, TENS, HUNDRED = number_reader().number_words()  # "10" or 1x; x0 after a digit; x00
 #: Tokens that stand for a grammar word with full weight: the model's own spelling of it.
 MODEL_SPELLINGS: dict[str, tuple[str, ...]] = {"nhăm": ("nhằm",)}
 #: Neighbours of the digit words: the same letters, another tone (weight
@@ -502,78 +494,16 @@ def digit_grammar(words: Sequence[str] | None = None) -> LoopGrammar:
     return LoopGrammar(vocab, 7, moves)
 
 
-_COUNTING = digit_grammar()
+def words_to_digits(words: Sequence[str]) -> str:
+    """The digits of a sequence of digit-grammar words, read by the number reader itself (other
+    words ignored). Used to count digits and to merge hypotheses the dialog would read alike."""
+    grammar = [w for w in words if w in DIGIT_WORDS or w in (TEN, TENS, HUNDRED)]
+    return number_reader().read_digits(" ".join(grammar)).digits if grammar else ""
 
 
 def count_digits(words: Sequence[str]) -> int:
     """Digits the number reader makes of a sequence of digit-grammar words (others ignored)."""
-    index = {w: i for i, w in enumerate(_COUNTING.words)}
-    state, total = FREE, 0
-    for word in words:
-        if word not in index:
-            continue
-        delta, state = _COUNTING.moves[state, index[word]]
-        total += delta
-    return total
-
-
-def words_to_digits(words: Sequence[str]) -> str:
-    """The digits of a sequence of digit-grammar words, by the number reader's grouping rules
-    (other words ignored). Used to merge hypotheses the dialog would read alike."""
-    kinds = [
-        ("d", str(DIGIT_WORDS[w])) if w in DIGIT_WORDS else (w, "")
-        for w in words
-        if w in DIGIT_WORDS or w in (TEN, TENS, HUNDRED)
-    ]
-    out: list[str] = []
-
-    def kind(j: int) -> str:
-        return kinds[j][0] if j < len(kinds) else ""
-
-    def unit(j: int) -> int:
-        if kind(j) == "d" and kinds[j][1] != "0" and kind(j + 1) not in (TENS, HUNDRED):
-            out.append(kinds[j][1])
-            return j + 1
-        out.append("0")
-        return j
-
-    def after_hundred(j: int) -> int:
-        if kind(j) in (TEN, TENS):
-            out.append("1")
-            return unit(j + 1)
-        if kind(j) == "d":
-            if kind(j + 1) == TENS:
-                out.append(kinds[j][1])
-                return unit(j + 2)
-            if kind(j + 1) == HUNDRED:
-                out.append("00")
-                return j
-            if kind(j + 1) == "d" and kind(j + 2) not in (TENS, HUNDRED):
-                out.append(kinds[j][1] + kinds[j + 1][1])
-                return j + 2
-            out.append(kinds[j][1] + "0")
-            return j + 1
-        out.append("00")
-        return j
-
-    i = 0
-    while i < len(kinds):
-        k, value = kinds[i]
-        if k == "d":
-            out.append(value)
-            if kind(i + 1) == HUNDRED:
-                i = after_hundred(i + 2)
-            elif kind(i + 1) == TENS:
-                i = unit(i + 2)
-            else:
-                i += 1
-        elif k in (TEN, TENS):
-            out.append("1")
-            i = unit(i + 1)
-        else:
-            out.append("1")
-            i = after_hundred(i + 1)
-    return "".join(out)
+    return len(words_to_digits(words))
 
 
 # --------------------------------------------------------------------------------------------
@@ -770,17 +700,10 @@ def _logsumexp(values: Sequence[float]) -> float:
 # Yes / no
 # --------------------------------------------------------------------------------------------
 
-#: The words of the number reader's yes/no tables that are single tokens of the model: yes
-#: ("đúng", "phải", "có", "chính xác", "được", "ok", "chuẩn"), no ("không", "sai", "chưa", "nhầm",
-#: "hông"), politeness ("dạ", "vâng", "ừ"), "rồi" (of "đúng rồi", "sai rồi"), and the second
-#: words of the neutral phrases ("không biết", "có thể"...), so that those are heard whole
-#: instead of as a bare "không" or "có". Everything else is the filler.
-YESNO_WORDS = (
-    "đúng", "phải", "có", "chính", "xác", "được", "ok", "chuẩn", "rồi",
-    "không", "sai", "chưa", "nhầm", "hông",
-    "dạ", "vâng", "ừ",
-    "biết", "nhớ", "rõ", "hiểu", "nghe", "chắc", "thể", "lẽ",
-)  # fmt: skip
+#: The words of the number reader's yes/no tables (yes, no, politeness and the neutral phrases
+#: such as "không biết", so that those are heard whole instead of as a bare "không"); the
+#: recogniser keeps those that are single tokens of its model. Everything else is the filler.
+YESNO_WORDS: tuple[str, ...] = number_reader().answer_words()
 
 
 def yesno_grammar(words: Sequence[str] = YESNO_WORDS, max_words: int = 4) -> LoopGrammar:

@@ -21,12 +21,14 @@ import numpy as np
 import numpy.typing as npt
 
 from assistant.asr.decoder import (
+    YESNO_WORDS,
     DigitDecoder,
     FrameScores,
     Scored,
     YesNoDecoder,
     greedy_labels,
     restrict,
+    yesno_grammar,
 )
 from assistant.asr.features import NUM_BINS, SAMPLE_RATE, FbankStream, compute_fbank, num_frames
 from assistant.asr.model import BLANK_ID, NUM_CLASSES, PINNED, ModelData, load_model
@@ -143,7 +145,11 @@ class OnnxRecognizer:
     ) -> None:
         self.vocabulary = Vocabulary(model.tokens)
         self.digits = digits or DigitDecoder()
-        self.yesno = yesno or YesNoDecoder()
+        # The yes/no tables' words that are single tokens of this model (the others, such as
+        # "okay", are heard as the filler and read by the number reader from free text).
+        self.yesno = yesno or YesNoDecoder(
+            grammar=yesno_grammar(tuple(w for w in YESNO_WORDS if w in self.vocabulary.ids))
+        )
         self.vocabulary.word_ids(self.digits.grammar.words)  # every grammar word is a token
         self.vocabulary.word_ids(self.yesno.grammar.words)
         self.digit_classes = self.digits.word_classes(self.vocabulary.ids)

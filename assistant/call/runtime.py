@@ -21,6 +21,7 @@ from assistant.core.dialog import (
     CallStarted,
     Dialog,
     EndCall,
+    EngineFailed,
     Event,
     Heard,
     HungUp,
@@ -34,8 +35,15 @@ from assistant.core.dialog import (
     PasswordIssued,
     Say,
 )
-from assistant.core.errors import AssistantError, StoreError
-from assistant.core.ports import AccountStore, CallerId, CallerSource, ListenMode
+from assistant.core.errors import (
+    AssistantError,
+    AudioError,
+    RecognizerError,
+    StoreError,
+    SynthesizerError,
+    TransportError,
+)
+from assistant.core.ports import AccountStore, CallerId, CallerSource
 from assistant.language.phone import mask_phone
 from assistant.language.prompts import Prompts
 
@@ -48,20 +56,23 @@ class SayResult(StrEnum):
     HUNG_UP = "hung_up"
 
 
+#: Where a channel reports per-stage seconds; the runtime owns the summary behind it.
+StageSink = Callable[[str, float], None]
+
+
 class Channel(Protocol):
-    """How the caller is reached. ``say`` plays one prompt (``interruptible`` when barge-in is
-    allowed); ``listen`` returns the caller's next turn as an event (Heard, Keypad, NoInput or
-    HungUp); ``close`` ends the call from the box's side."""
+    """How the caller is reached. ``attach`` receives the runtime's timing sink before the call
+    starts; ``say`` plays one prompt (``interruptible`` when barge-in is allowed); ``listen``
+    returns the caller's next turn as an event (Heard, Keypad, NoInput or HungUp); ``close``
+    ends the call from the box's side."""
+
+    def attach(self, stage: StageSink) -> None: ...
 
     def say(self, say: Say, *, interruptible: bool) -> SayResult: ...
 
     def listen(self, listen: Listen) -> Event: ...
 
     def close(self, outcome: Outcome) -> None: ...
-
-
-class Interpreter(Protocol):
-    def interpret(self, mode: ListenMode, event: Event) -> dict[str, str | None]: ...
 
 
 @dataclass
@@ -97,7 +108,8 @@ class CallSummary:
     caller_masked: str
     caller_source: str
     outcome: str | None = None
-    error: str | None = None
+    error: str | None = None  # the stable code of an engine failure mid-call
+    error_message: str | None = field(default=None, repr=False)  # for people; nothing secret
     turns: list[Turn] = field(default_factory=list)
     started_at: float = 0.0  # wall clock, seconds since the epoch
     duration_s: float = 0.0
@@ -156,6 +168,8 @@ class CallRuntime:
         )
         self._turn = Turn()
         self._code: str | None = None
+        self._audited = False
+        channel.attach(self.summary.add_stage)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -174,10 +188,13 @@ class CallRuntime:
                 event = events.pop(0)
                 state, actions = self.dialog.step(state, event)
                 events.extend(self._execute(actions))
-        except StoreError as exc:
-            log.error("call %s: account store failed: %s", self.call_id, exc)
+        except AssistantError as exc:
+            # Any engine failing mid-call (recogniser, voice, store, line): apologise when the
+            # line still works, keep one audit row, and say which stable error code it was.
+            log.error("call %s: %s failed: %s", self.call_id, _engine_of(exc), exc)
             self.summary.error = exc.code
-            self._fail_politely()
+            self.summary.error_message = exc.message
+            self._fail_politely(state, exc)
         finally:
             if self._turn.box:
                 self.summary.turns.append(self._turn)
@@ -219,6 +236,7 @@ class CallRuntime:
                 if password is None:
                     out.append(LookupResult(False))
                 else:
+                    self._audited = True  # the reset and its audit row committed together
                     if self.reveal:
                         self.summary.password = password
                     out.append(PasswordIssued(password))
@@ -248,22 +266,64 @@ class CallRuntime:
 
     def _finish(self, outcome: Outcome) -> None:
         self.summary.outcome = outcome.value
-        if outcome is not Outcome.PASSWORD_ISSUED:  # an issued password was audited with it
-            self.store.record(
-                call_id=self.call_id,
-                phone=self.caller.number,
-                code=self._code,
-                outcome=outcome.value,
-                caller_source=self.summary.caller_source,
-            )
+        if outcome is Outcome.PASSWORD_ISSUED:  # the issued password was audited with it
+            self._audited = True
+        else:
+            self._audit(outcome)
         self.channel.close(outcome)
 
-    def _fail_politely(self) -> None:
-        """The store is down: apologise, end the call, keep the error code in the summary."""
-        self.summary.outcome = self.summary.outcome or Outcome.GAVE_UP.value
+    def _audit(self, outcome: Outcome) -> None:
+        self.store.record(
+            call_id=self.call_id,
+            phone=self.caller.number,
+            code=self._code,
+            outcome=outcome.value,
+            caller_source=self.summary.caller_source,
+        )
+        self._audited = True
+
+    def _fail_politely(self, state: Any, error: AssistantError) -> None:
+        """An engine failed: the dialog says how the call ends (the technical-error prompt and
+        ``technical_error``); the prompt is skipped when the voice or the line is what failed,
+        and the audit row the call has not written yet is written now, whatever else fails."""
+        _state, actions = self.dialog.step(state, EngineFailed(error.code))
+        closed = False
+        for action in actions:
+            if isinstance(action, Say):
+                if isinstance(error, SynthesizerError | TransportError):
+                    continue
+                try:
+                    self._turn.box += self.prompts.text(action) + " "
+                    self.channel.say(action, interruptible=False)
+                except AssistantError as exc:  # the line may be gone too; the summary says so
+                    log.error("call %s: could not apologise: %s", self.call_id, exc)
+            elif isinstance(action, EndCall):
+                self.summary.outcome = action.outcome.value
+                closed = self._close_after_failure(action.outcome)
+        if not closed:  # the dialog had already ended (its last audit row failed): still close
+            self.summary.outcome = Outcome.TECHNICAL_ERROR.value
+            self._close_after_failure(Outcome.TECHNICAL_ERROR)
+
+    def _close_after_failure(self, outcome: Outcome) -> bool:
+        if not self._audited:
+            try:
+                self._audit(outcome)
+            except StoreError as exc:
+                log.error("call %s: no audit row, the store failed: %s", self.call_id, exc)
         try:
-            self._turn.box += self.prompts.text(Say("technical_error")) + " "
-            self.channel.say(Say("technical_error"), interruptible=False)
-            self.channel.close(Outcome.GAVE_UP)
-        except AssistantError as exc:  # the line may be gone too; the summary says so
-            log.error("call %s: could not apologise: %s", self.call_id, exc)
+            self.channel.close(outcome)
+        except AssistantError as exc:
+            log.error("call %s: could not hang up: %s", self.call_id, exc)
+        return True
+
+
+def _engine_of(error: AssistantError) -> str:
+    """Which engine an error came from, for the log line (the code says exactly what)."""
+    kinds: tuple[tuple[type[AssistantError], str], ...] = (
+        (StoreError, "account store"),
+        (RecognizerError, "recogniser"),
+        (SynthesizerError, "voice"),
+        (TransportError, "line"),
+        (AudioError, "audio"),
+    )
+    return next((name for kind, name in kinds if isinstance(error, kind)), "call")

@@ -16,7 +16,6 @@ from typing import TextIO
 from assistant.accounts.store import default_db_url
 from assistant.cli import accounts as accounts_cli
 from assistant.core.errors import AssistantError
-from assistant.core.ports import CallerId, CallerSource
 
 DEMO_CALLER = "0912345678"
 
@@ -25,22 +24,15 @@ def run_text_call(
     db_url: str, caller: str | None, infile: TextIO, outfile: TextIO, *, interactive: bool
 ) -> dict[str, object]:
     """One typed conversation; returns the call summary (password never included)."""
-    from assistant.accounts.store import SqlAccountStore
     from assistant.call.channels.text import TextChannel
-    from assistant.call.runtime import CallRuntime
-    from assistant.language.numbers import NumberReader
-    from assistant.language.prompts import Prompts
-    from dialogs.reset import ResetDialog
+    from assistant.call.wiring import Box, BoxSettings, cli_caller
 
-    prompts = Prompts.load()
-    dialog = ResetDialog(NumberReader.load())
-    store = SqlAccountStore(db_url)
-    try:
-        channel = TextChannel(prompts, infile, outfile, interactive=interactive)
-        caller_id = CallerId(caller, CallerSource.CLI if caller else CallerSource.NONE)
-        summary = CallRuntime(dialog, store, channel, prompts, caller=caller_id).run()
-    finally:
-        store.close()
+    with Box.open(BoxSettings(db_url=db_url)) as box:
+        prompts = box.prompts
+        summary, _ = box.run_call(
+            lambda _session: TextChannel(prompts, infile, outfile, interactive=interactive),
+            caller=cli_caller(caller),
+        )
     out = summary.as_dict()  # never holds the password unless asked to reveal it
     for detail in ("turns", "stages"):
         del out[detail]

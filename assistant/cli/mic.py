@@ -14,22 +14,22 @@ use a scripted caller and fakes, no sound card).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, TextIO
 
-from assistant.accounts.store import SqlAccountStore
-from assistant.asr.factory import SpeechSettings, make_recognizer, make_synthesizer
+from assistant.asr.factory import make_recognizer
 from assistant.call.channels.live import LiveChannel, LiveSettings
-from assistant.call.prompt_voice import PromptVoice
-from assistant.call.runtime import CallRuntime, SayResult
+from assistant.call.runtime import SayResult, StageSink
+from assistant.call.wiring import Box, BoxSettings
 from assistant.core.dialog import Event, Heard, HungUp, Keypad, Listen, NoInput, Outcome, Say
+from assistant.core.errors import ConfigError
 from assistant.core.ports import (
     PCM,
     CallerId,
@@ -37,12 +37,13 @@ from assistant.core.ports import (
     CallMedia,
     MediaEvent,
     Recognizer,
+    RecognizerSession,
     RemoteHangup,
     Synthesizer,
 )
-from assistant.language.numbers import NumberReader
+from assistant.core.settings import SpeechSettings
 from assistant.language.prompts import Prompts
-from dialogs.reset import ResetDialog
+from assistant.tts.factory import make_synthesizer
 
 BOX = "Trợ lý"
 CALLER = "Quý khách"
@@ -131,6 +132,9 @@ class EchoChannel:
         self.prompts = prompts
         self.console = console
 
+    def attach(self, stage: StageSink) -> None:
+        self.inner.attach(stage)
+
     def say(self, say: Say, *, interruptible: bool) -> SayResult:
         self.console.line(f"{BOX}: {self.prompts.text(say, reveal=False)}")
         result = self.inner.say(say, interruptible=interruptible)
@@ -186,67 +190,72 @@ def caller_id(number: str | None) -> CallerId:
     return CallerId(number or None, CallerSource.CLI)
 
 
+@dataclass(frozen=True)
+class MicSettings:
+    """The ``mic`` command's settings (typed; the parser builds them)."""
+
+    db_url: str
+    caller: str | None = None
+    barge_in: bool = False
+    input_device: int | str | None = None
+    output_device: int | str | None = None
+    rate: int = 16000
+    list_devices: bool = False
+    speech: SpeechSettings = field(default_factory=SpeechSettings)
+
+    def __post_init__(self) -> None:
+        if not 8000 <= self.rate <= 96000:
+            raise ConfigError(f"--rate {self.rate} Hz is outside 8000..96000")
+
+
 def run_mic_with(
     media: CallMedia,
     recognizer: Recognizer,
     synthesizer: Synthesizer | None,
-    args: argparse.Namespace,
+    settings: MicSettings,
     *,
     prompts: Prompts | None = None,
     out: TextIO | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> dict[str, Any]:
-    """One call over ``media`` (already open): ``args`` gives ``db``, ``caller``, ``barge_in``
-    and ``prompt_pack``. Returns the call summary, never with the password."""
+    """One call over ``media`` (already open). Returns the call summary, never the password."""
     console = Console(out if out is not None else sys.stderr)
-    prompts = prompts or Prompts.load()
-    voice = PromptVoice(prompts, synthesizer, media.sample_rate, getattr(args, "prompt_pack", None))
-    dialog = ResetDialog(NumberReader.load())
     line = InterruptibleMedia(
         media, on_interrupt=lambda: console.line("(Ctrl-C: gác máy; nhấn lần nữa để thoát ngay)")
     )
-    store = SqlAccountStore(args.db)
-    try:
-        session = recognizer.open_session()
-        try:
-            runtime: CallRuntime | None = None
+    box_settings = BoxSettings(
+        db_url=settings.db_url, speech=settings.speech, voice_rate=media.sample_rate
+    )
+    with Box.open(
+        box_settings, recognizer=recognizer, synthesizer=synthesizer, prompts=prompts
+    ) as box:
+        assert box.voice is not None and box.recognizer is not None
+        voice, asr_rate = box.voice, box.recognizer.sample_rate
 
-            def stage(name: str, seconds: float) -> None:
-                if runtime is not None:
-                    runtime.summary.add_stage(name, seconds)
-
+        def channel(session: RecognizerSession | None) -> EchoChannel:
+            assert session is not None
             live = LiveChannel(
                 line,
                 session,
-                recognizer.sample_rate,
+                asr_rate,
                 voice,
-                settings=LiveSettings(barge_in_speech=bool(getattr(args, "barge_in", False))),
+                settings=LiveSettings(barge_in_speech=settings.barge_in),
                 on_partial=console.partial,
-                stage=stage,
                 clock=clock,
             )
-            runtime = CallRuntime(
-                dialog,
-                store,
-                EchoChannel(live, prompts, console),
-                prompts,
-                caller=caller_id(getattr(args, "caller", None)),
-                call_id=media.call_id,
-                clock=clock,
+            return EchoChannel(live, box.prompts, console)
+
+        with ctrl_c_hangs_up(line):
+            summary, _ = box.run_call(
+                channel, caller=caller_id(settings.caller), call_id=media.call_id, clock=clock
             )
-            with ctrl_c_hangs_up(line):
-                summary = runtime.run()
-        finally:
-            session.close()
-    finally:
-        store.close()
     result = summary.as_dict()  # never the password
     if line.interrupted:
         result["interrupted"] = True
     return result
 
 
-def run_mic(args: argparse.Namespace, speech: SpeechSettings) -> dict[str, Any]:
+def run_mic(settings: MicSettings) -> dict[str, Any]:
     """The ``mic`` command. ``--list-devices``: the device table on stderr, and the devices as
     data in the result (stdout stays one JSON object)."""
     from assistant.telephony.sounddevice import (
@@ -256,7 +265,7 @@ def run_mic(args: argparse.Namespace, speech: SpeechSettings) -> dict[str, Any]:
     )
 
     backend = load_sounddevice()
-    if getattr(args, "list_devices", False):
+    if settings.list_devices:
         devices = list_devices(backend)
         print(
             backend.query_devices() if devices else "(PortAudio sees no audio device)",
@@ -265,18 +274,18 @@ def run_mic(args: argparse.Namespace, speech: SpeechSettings) -> dict[str, Any]:
         return {"devices": devices}
     # Devices are checked before any model is loaded: a missing microphone fails at once.
     media = SoundDeviceMedia(
-        caller=caller_id(args.caller),
-        sample_rate=args.rate,
-        input_device=args.input_device,
-        output_device=args.output_device,
+        caller=caller_id(settings.caller),
+        sample_rate=settings.rate,
+        input_device=settings.input_device,
+        output_device=settings.output_device,
         backend=backend,
     )
-    recognizer = make_recognizer(speech)
+    recognizer = make_recognizer(settings.speech)
     try:
-        synthesizer = make_synthesizer(speech)
+        synthesizer = make_synthesizer(settings.speech)
         try:
             with media:
-                return run_mic_with(media, recognizer, synthesizer, args)
+                return run_mic_with(media, recognizer, synthesizer, settings)
         finally:
             synthesizer.close()
     finally:

@@ -7,16 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assistant.accounts.store import SqlAccountStore
-from assistant.asr.factory import SpeechSettings, make_recognizer, make_synthesizer
+from assistant.asr.factory import make_recognizer
 from assistant.audio.resample import resample_audio
 from assistant.audio.wav import read_wav, write_wav
-from assistant.call.channels.live import ReplayChannel, recognize_turn
-from assistant.call.prompt_voice import PromptVoice
-from assistant.call.runtime import CallRuntime, CallSummary
-from assistant.core.ports import Audio, CallerId, CallerSource, ListenMode, ListenSpec, Recognizer
+from assistant.call.channels.replay import ReplayChannel, recognize_turn
+from assistant.call.runtime import CallSummary
+from assistant.call.wiring import Box, BoxSettings, cli_caller
+from assistant.core.dialog import Dialog
+from assistant.core.ports import Audio, ListenMode, ListenSpec, RecognizerSession
+from assistant.core.settings import SpeechSettings
 from assistant.language.numbers import NumberReader
-from assistant.language.prompts import Prompts
 from dialogs.reset import ResetDialog
 
 
@@ -38,47 +38,38 @@ def load_turns(paths: Sequence[Path], rate: int) -> list[Audio]:
 
 def replay_call(
     request: ReplayRequest,
-    recognizer: Recognizer,
+    box: Box,
     *,
-    dialog: ResetDialog | None = None,
-    prompts: Prompts | None = None,
-    voice: PromptVoice | None = None,
+    dialog: Dialog[Any] | None = None,
 ) -> tuple[CallSummary, ReplayChannel]:
-    """One replayed call with an already loaded recogniser (the batch runner shares one)."""
-    turns = load_turns(request.turns, recognizer.sample_rate)
-    prompts = prompts or Prompts.load()
-    dialog = dialog or ResetDialog(NumberReader.load())
-    store = SqlAccountStore(request.db_url)
-    session = recognizer.open_session()
-    try:
-        caller = CallerId(request.caller, CallerSource.CLI if request.caller else CallerSource.NONE)
-        runtime: CallRuntime | None = None
+    """One replayed call on an open box (the batch runner shares one box for every scenario)."""
+    assert box.recognizer is not None
+    turns = load_turns(request.turns, box.recognizer.sample_rate)
+    voice = box.voice
 
-        def stage(name: str, seconds: float) -> None:
-            assert runtime is not None
-            runtime.summary.add_stage(name, seconds)
+    def channel(session: RecognizerSession | None) -> ReplayChannel:
+        assert session is not None
+        return ReplayChannel(turns, session, voice)
 
-        channel = ReplayChannel(turns, session, voice, stage=stage)
-        runtime = CallRuntime(
-            dialog, store, channel, prompts, caller=caller, reveal_password=request.reveal_password
-        )
-        summary = runtime.run()
-    finally:
-        session.close()
-        store.close()
-    return summary, channel
+    summary, used = box.run_call(
+        channel,
+        caller=cli_caller(request.caller),
+        reveal_password=request.reveal_password,
+        dialog=dialog,
+    )
+    assert isinstance(used, ReplayChannel)
+    return summary, used
 
 
 def run_replay(request: ReplayRequest) -> dict[str, Any]:
-    recognizer = make_recognizer(request.speech)
-    voice = None
-    try:
-        if request.out_audio is not None:
-            synth = make_synthesizer(request.speech)
-            voice = PromptVoice(Prompts.load(), synth, request.out_rate, request.speech.prompt_pack)
-        summary, channel = replay_call(request, recognizer, voice=voice)
-    finally:
-        recognizer.close()
+    settings = BoxSettings(
+        db_url=request.db_url,
+        speech=request.speech,
+        recognizer=True,
+        voice_rate=request.out_rate if request.out_audio is not None else None,
+    )
+    with Box.open(settings) as box:
+        summary, channel = replay_call(request, box)
     if request.out_audio is not None:
         audio = channel.recording()
         assert audio is not None

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.accounts.store import default_db_url
-from assistant.asr.factory import ASR_ENGINES, DEFAULT_ASR, SpeechSettings
+from assistant.core.settings import ASR_ENGINES, DEFAULT_ASR, SpeechSettings
 
 PHONE_RATE = 8000
 
@@ -93,17 +93,39 @@ def cmd_replay_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_mic(args: argparse.Namespace) -> int:
-    from assistant.cli.mic import run_mic
+    from assistant.cli.mic import MicSettings, run_mic
+    from assistant.telephony.sounddevice import parse_device
 
-    summary: dict[str, Any] = run_mic(args, speech_settings(args))
+    settings = MicSettings(
+        db_url=args.db,
+        caller=args.caller,
+        barge_in=args.barge_in,
+        input_device=parse_device(args.input_device),
+        output_device=parse_device(args.output_device),
+        rate=args.rate,
+        list_devices=args.list_devices,
+        speech=speech_settings(args),
+    )
+    summary: dict[str, Any] = run_mic(settings)
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 
 
 def cmd_sip(args: argparse.Namespace) -> int:
-    from assistant.telephony.sip.box import run_sip
+    from assistant.telephony.sip.box import SipSettings, run_sip
 
-    return run_sip(args, speech_settings(args))
+    settings = SipSettings(
+        listen=args.listen,
+        db_url=args.db,
+        log_dir=args.log_dir,
+        max_calls=args.max_calls,
+        trusted_peers=tuple(args.trusted_peer),
+        rtp_ports=args.rtp_ports,
+        rtp_timeout_s=args.rtp_timeout,
+        ready_file=args.ready_file,
+        speech=speech_settings(args),
+    )
+    return run_sip(settings)
 
 
 def register(sub: Any) -> None:

@@ -63,7 +63,16 @@ class PasswordIssued:
     password: str = field(repr=False)
 
 
-Event = CallStarted | Heard | Keypad | NoInput | HungUp | LookupResult | PasswordIssued
+@dataclass(frozen=True)
+class EngineFailed:
+    """An engine failed mid-call (recogniser, voice, store, line): ``code`` is its stable code."""
+
+    code: str
+
+
+Event = (
+    CallStarted | Heard | Keypad | NoInput | HungUp | LookupResult | PasswordIssued | EngineFailed
+)
 
 # --------------------------------------------------------------------------------------------
 # Actions
@@ -132,6 +141,9 @@ class Outcome(StrEnum):
     NO_CALLER_ID = "no_caller_id"
     GAVE_UP = "gave_up"
     HUNG_UP = "hung_up"
+    TECHNICAL_ERROR = (
+        "technical_error"  # an engine failed mid-call (recogniser, voice, store, line)
+    )
 
 
 @dataclass(frozen=True)

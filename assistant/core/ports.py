@@ -8,7 +8,7 @@ Nothing here imports an engine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -229,7 +229,8 @@ class AccountStore(Protocol):
     generates a new password, stores only its slow salted hash (the old one stops working),
     writes the ``password_issued`` audit row in the same transaction and returns the clear
     password; it returns ``None`` and changes nothing if the pair does not match (any more).
-    ``record`` writes the audit row of a call that ends without a reset.
+    ``record`` writes the audit row of a call that ends without a reset. ``health`` checks the
+    database answers (and says what it is, nothing secret).
     """
 
     def matches(self, phone: str, code: str) -> bool: ...
@@ -242,12 +243,4 @@ class AccountStore(Protocol):
         self, *, call_id: str, phone: str | None, code: str | None, outcome: str, caller_source: str
     ) -> None: ...
 
-
-@dataclass(frozen=True)
-class Timing:
-    """Per-stage latencies of a call, in seconds (for summaries and reports)."""
-
-    stages: dict[str, list[float]] = field(default_factory=dict)
-
-    def add(self, stage: str, seconds: float) -> None:
-        self.stages.setdefault(stage, []).append(seconds)
+    def health(self) -> dict[str, object]: ...

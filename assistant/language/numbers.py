@@ -280,10 +280,13 @@ class NumberReader:
 
     __slots__ = (
         "_aliases",
+        "_answer_words",
         "_digit_lex",
+        "_digit_values",
         "_digit_words",
         "_keypad",
         "_mark_penalty",
+        "_number_words",
         "_ten_words",
         "_threshold",
         "_yesno_lex",
@@ -319,6 +322,13 @@ class NumberReader:
             entries += [(w, _entry(kind, w)) for w in t.words(phrases, "digits.phrases", name)]
         self._digit_lex = _Lexicon(entries, frozenset({_DIGIT, _TEN, _TENS, _HUNDRED}), source)
         self._digit_words: Mapping[str, str] = MappingProxyType(words)
+        self._digit_values: Mapping[str, str] = MappingProxyType(
+            {e.text: e.value for _w, e in entries if e.kind == _DIGIT}
+        )
+        self._number_words: tuple[str, str, str] = tuple(  # type: ignore[assignment]
+            _form(t.words(numbers, "digits.numbers", kind)[0]).text
+            for kind in (_TEN, _TENS, _HUNDRED)
+        )
 
         aliases: dict[str, _Entry] = {}
         for heard, meant in t.table(digits, "aliases", "digits.").items():
@@ -343,6 +353,11 @@ class NumberReader:
         ):
             entries += [(w, _entry(kind, w)) for w in t.words(yesno, "yesno", name)]
         self._yesno_lex = _Lexicon(entries, frozenset({_YES, _NO, _POLITE}), source)
+        answer_words: dict[str, None] = {}
+        for _w, e in entries:
+            if e.kind in (_YES, _NO, _POLITE, _NEUTRAL):
+                answer_words.update(dict.fromkeys(e.text.split()))
+        self._answer_words: tuple[str, ...] = tuple(answer_words)
 
         keypad = t.table(tables, "keypad")
         keys = {name: t.key(keypad, name) for name in ("yes", "no", "restart", "end")}
@@ -413,6 +428,20 @@ class NumberReader:
             return self._digit_words[d]
         except KeyError:
             raise ValueError(f"not a digit: {d!r}") from None
+
+    def digit_values(self) -> Mapping[str, str]:
+        """Every spelling of a digit (``[digits]``, variants included) and the digit it is:
+        the words a digits grammar is made of."""
+        return self._digit_values
+
+    def number_words(self) -> tuple[str, str, str]:
+        """The words for ten, tens and hundred (mười, mươi, trăm: ``[digits.numbers]``)."""
+        return self._number_words
+
+    def answer_words(self) -> tuple[str, ...]:
+        """Every word of the yes, no, politeness and neutral phrases (``[yesno]``, not the
+        fillers), in file order: the words a yes/no grammar is made of."""
+        return self._answer_words
 
     def vocabulary_digits(self) -> frozenset[str]:
         """Every word the digit reader knows exactly: digits and their variants, mười / mươi /

@@ -1,21 +1,17 @@
-"""Speech channels: the dialog runtime's ears and mouth over audio.
+"""The live channel: the dialog runtime's ears and mouth over a live call.
 
-* :func:`recognize_turn` — one recorded turn through the recogniser, exactly as the dialog
-  hears it (used by ``replay``, ``hear`` and the batch runner);
-* :class:`ReplayChannel` — a call replayed from WAV files, one file per listening turn;
-* :class:`LiveChannel` — a live call over any :class:`~assistant.core.ports.CallMedia` (a SIP call,
-  the sound card): streaming recognition, end-of-utterance and no-input detection counted in
-  audio samples, keypad entry, barge-in, per-stage latency.
+:class:`LiveChannel` runs over any :class:`~assistant.core.ports.CallMedia` (a SIP call, the sound
+card): streaming recognition, end-of-utterance and no-input detection counted in audio samples,
+keypad entry, barge-in, per-stage latency. Recorded turns go through
+:mod:`assistant.call.channels.replay` instead.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
 
 from assistant.audio.endpoint import (
     Endpointer,
@@ -26,125 +22,22 @@ from assistant.audio.endpoint import (
 )
 from assistant.audio.endpoint import NoInput as EpNoInput
 from assistant.audio.resample import StreamResampler
+from assistant.call.channels.timing import StageSink, endpoint_settings, no_stage
 from assistant.call.prompt_voice import PromptVoice
 from assistant.call.runtime import SayResult
 from assistant.core.dialog import Event, Heard, HungUp, Keypad, Listen, NoInput, Outcome, Say
 from assistant.core.errors import ConfigError
 from assistant.core.ports import (
     PCM,
-    Audio,
     AudioFrame,
     CallMedia,
     DtmfDigit,
     ListenMode,
-    ListenSpec,
     RecognizerSession,
     RemoteHangup,
 )
 
 log = logging.getLogger("assistant.call.prompt_voice")
-
-StageSink = Callable[[str, float], None]
-
-
-def _no_stage(_name: str, _seconds: float) -> None:
-    return None
-
-
-def endpoint_settings(spec: ListenSpec) -> EndpointSettings:
-    """How long a turn may pause before it is over depends on what the caller is saying."""
-    return EndpointSettings.digits() if spec.mode is ListenMode.DIGITS else EndpointSettings.yesno()
-
-
-def recognize_turn(
-    session: RecognizerSession,
-    audio: Audio,
-    spec: ListenSpec,
-    *,
-    chunk_s: float = 0.1,
-) -> Heard | NoInput:
-    """Recognise one whole recorded turn (already at the recogniser's rate).
-
-    The audio is streamed in ``chunk_s`` pieces as a live call would be. A turn with no speech
-    (by the endpointer) and no words (by the recogniser) is silence: :class:`NoInput`.
-    """
-    settings = endpoint_settings(spec)
-    ep = Endpointer(
-        audio.rate,
-        EndpointSettings(
-            end_silence_s=settings.end_silence_s,
-            no_input_s=max(audio.duration, 1.0) + 1.0,
-            max_speech_s=max(audio.duration, 1.0) + 1.0,
-        ),
-    )
-    session.begin(spec)
-    spoke = False
-    step = max(1, int(audio.rate * chunk_s))
-    for i in range(0, len(audio.samples), step):
-        chunk = audio.samples[i : i + step]
-        session.feed(chunk)
-        spoke = spoke or any(isinstance(e, SpeechStarted) for e in ep.feed(chunk))
-    recognition = session.end()
-    if not spoke and not recognition.text.strip():
-        return NoInput()
-    return Heard(recognition)
-
-
-class ReplayChannel:
-    """A call replayed from recorded caller turns.
-
-    Each turn (already read and converted to the recogniser's rate) answers the box's next
-    listening turn; when they run out the caller is silent. What the box says is rendered with
-    ``voice`` (when given) into :attr:`box_audio`, with silence where the caller spoke.
-    """
-
-    def __init__(
-        self,
-        turns: Sequence[Audio],
-        session: RecognizerSession,
-        voice: PromptVoice | None,
-        *,
-        stage: StageSink = _no_stage,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        self.turns = list(turns)
-        self.session = session
-        self.voice = voice
-        self.stage = stage
-        self.clock = clock
-        self.box_audio: list[PCM] = []
-        self.closed_with: Outcome | None = None
-
-    def say(self, say: Say, *, interruptible: bool) -> SayResult:
-        if self.voice is not None:
-            t0 = self.clock()
-            audio = self.voice.render(say)
-            self.stage("tts", self.clock() - t0)
-            self.box_audio.append(audio.samples)
-        return SayResult.DONE
-
-    def listen(self, listen: Listen) -> Event:
-        if not self.turns:
-            return NoInput()
-        audio = self.turns.pop(0)
-        if self.voice is not None:  # the caller's turn, as a gap in the box's recording
-            self.box_audio.append(np.zeros(int(audio.duration * self.voice.rate), np.int16))
-        t0 = self.clock()
-        event = recognize_turn(self.session, audio, listen.spec)
-        elapsed = self.clock() - t0
-        self.stage("asr", elapsed)
-        if audio.duration > 0:
-            self.stage("asr_rtf", elapsed / audio.duration)
-        return event
-
-    def close(self, outcome: Outcome) -> None:
-        self.closed_with = outcome
-
-    def recording(self) -> Audio | None:
-        if self.voice is None:
-            return None
-        samples = np.concatenate(self.box_audio) if self.box_audio else np.zeros(0, np.int16)
-        return Audio(samples.astype(np.int16), self.voice.rate)
 
 
 @dataclass(frozen=True)
@@ -178,7 +71,7 @@ class LiveChannel:
         *,
         settings: LiveSettings | None = None,
         on_partial: Callable[[str], None] | None = None,
-        stage: StageSink = _no_stage,
+        stage: StageSink = no_stage,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if voice.rate != media.sample_rate:
@@ -200,6 +93,9 @@ class LiveChannel:
         self._utterance_open = False
 
     # -- speaking -------------------------------------------------------------------------------
+
+    def attach(self, stage: StageSink) -> None:
+        self.stage = stage
 
     def say(self, say: Say, *, interruptible: bool) -> SayResult:
         if self._hung_up:

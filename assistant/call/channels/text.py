@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from assistant.call.runtime import SayResult
+from assistant.call.runtime import SayResult, StageSink
 from assistant.core.dialog import Event, Heard, HungUp, Keypad, Listen, NoInput, Outcome, Say
 from assistant.language.prompts import Prompts
 
@@ -24,6 +24,10 @@ class TextChannel:
         self.infile = infile
         self.outfile = outfile
         self.interactive = interactive
+
+    def attach(self, stage: StageSink) -> None:
+        """Typed calls have no stage timings worth keeping."""
+        del stage
 
     def say(self, say: Say, *, interruptible: bool) -> SayResult:
         print(f"{BOX}: {self.prompts.text(say)}", file=self.outfile, flush=True)

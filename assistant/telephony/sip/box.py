@@ -9,25 +9,23 @@ first audio of the reply), nothing secret. SIGTERM drains: no new calls, current
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import signal
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.accounts.store import SqlAccountStore
-from assistant.asr.factory import SpeechSettings, make_recognizer, make_synthesizer
 from assistant.call.channels.live import LiveChannel, LiveSettings
 from assistant.call.prompt_voice import PromptVoice
-from assistant.call.runtime import CallRuntime
+from assistant.call.wiring import Box, BoxSettings
 from assistant.core.errors import AssistantError, ConfigError
-from assistant.core.ports import AccountStore, CallMedia, Recognizer
-from assistant.language.numbers import NumberReader
-from assistant.language.prompts import Prompts
-from dialogs.reset import ResetDialog
+from assistant.core.ports import CallMedia, Recognizer, RecognizerSession
+from assistant.core.settings import SpeechSettings
+
+PHONE_RATE = 8000
 
 log = logging.getLogger("assistant.sip")
 
@@ -40,22 +38,12 @@ def _percentile(values: list[float], q: float) -> float:
 class SipBox:
     """The per-call handler and summary writer given to the transport."""
 
-    def __init__(
-        self,
-        dialog: ResetDialog,
-        prompts: Prompts,
-        store: AccountStore,
-        recognizer: Recognizer,
-        voice: PromptVoice,
-        *,
-        log_dir: Path | None,
-        live: LiveSettings | None = None,
-    ) -> None:
-        self.dialog = dialog
-        self.prompts = prompts
-        self.store = store
-        self.recognizer = recognizer
-        self.voice = voice
+    def __init__(self, box: Box, *, log_dir: Path | None, live: LiveSettings | None = None) -> None:
+        if box.recognizer is None or box.voice is None:
+            raise ConfigError("the phone line needs a recogniser and a voice")
+        self.box = box
+        self.recognizer: Recognizer = box.recognizer
+        self.voice: PromptVoice = box.voice
         self.log_dir = log_dir
         self.live = live or LiveSettings()
         self._summaries: dict[str, dict[str, Any]] = {}
@@ -63,37 +51,19 @@ class SipBox:
         self.finished = 0
 
     def handle_call(self, media: CallMedia) -> None:
-        session = self.recognizer.open_session()
+        def channel(session: RecognizerSession | None) -> LiveChannel:
+            assert session is not None
+            return LiveChannel(
+                media, session, self.recognizer.sample_rate, self.voice, settings=self.live
+            )
+
         try:
-            runtime: CallRuntime | None = None
-
-            def stage(name: str, seconds: float) -> None:
-                if runtime is not None:
-                    runtime.summary.add_stage(name, seconds)
-
-            channel = LiveChannel(
-                media,
-                session,
-                self.recognizer.sample_rate,
-                self.voice,
-                settings=self.live,
-                stage=stage,
-            )
-            runtime = CallRuntime(
-                self.dialog,
-                self.store,
-                channel,
-                self.prompts,
-                caller=media.caller,
-                call_id=media.call_id,
-            )
-            summary = runtime.run().as_dict()
-        except AssistantError as exc:
+            result, _ = self.box.run_call(channel, caller=media.caller, call_id=media.call_id)
+            summary = result.as_dict()
+        except AssistantError as exc:  # the call could not even start (no recogniser session)
             log.error("call %s failed: %s", media.call_id, exc)
             summary = {"outcome": None, "call_id": media.call_id, "error": exc.code}
             media.hangup()
-        finally:
-            session.close()
         summary.pop("turns", None)  # what was heard may hold the code: not in the call log
         stages = summary.get("stages", {})
         summary["latency"] = {
@@ -129,44 +99,59 @@ def _ports(text: str) -> tuple[int, int]:
     return lo, hi
 
 
-def run_sip(args: argparse.Namespace, speech: SpeechSettings) -> int:
+@dataclass(frozen=True)
+class SipSettings:
+    """The ``sip`` command's settings, validated before anything is loaded."""
+
+    listen: str = "127.0.0.1:5070"
+    db_url: str = ""
+    log_dir: Path | None = None
+    max_calls: int = 4
+    trusted_peers: tuple[str, ...] = ()
+    rtp_ports: str = "40000-40999"
+    rtp_timeout_s: int = 15
+    ready_file: Path | None = None
+    speech: SpeechSettings = field(default_factory=SpeechSettings)
+
+    def __post_init__(self) -> None:
+        if self.max_calls < 1:
+            raise ConfigError("--max-calls must be at least 1")
+        _ports(self.rtp_ports)
+
+    @property
+    def rtp_range(self) -> tuple[int, int]:
+        return _ports(self.rtp_ports)
+
+
+def run_sip(settings: SipSettings) -> int:
     from assistant.telephony.sip.transport import BaresipTransport
 
-    if args.max_calls < 1:
-        raise ConfigError("--max-calls must be at least 1")
-    rtp = _ports(args.rtp_ports)
-    prompts = Prompts.load()
-    dialog = ResetDialog(NumberReader.load())
-    store = SqlAccountStore(args.db)
-    store.health()  # fail now, not on the first caller
-    recognizer = make_recognizer(speech)
-    synthesizer = make_synthesizer(speech)
-    try:
-        voice = PromptVoice(prompts, synthesizer, 8000, speech.prompt_pack)
-        voice.preload()  # fixed prompts rendered once, before the first call
-        box = SipBox(dialog, prompts, store, recognizer, voice, log_dir=args.log_dir)
+    box_settings = BoxSettings(
+        db_url=settings.db_url, speech=settings.speech, recognizer=True, voice_rate=PHONE_RATE
+    )
+    with Box.open(box_settings) as box:
+        box.store.health()  # fail now, not on the first caller
+        assert box.voice is not None and box.recognizer is not None
+        box.voice.preload()  # fixed prompts rendered once, before the first call
+        handler = SipBox(box, log_dir=settings.log_dir)
         transport = BaresipTransport(
-            args.listen,
-            max_calls=args.max_calls,
-            trusted_peers=args.trusted_peer,
-            rtp_ports=rtp,
-            rtp_timeout_s=args.rtp_timeout,
+            settings.listen,
+            max_calls=settings.max_calls,
+            trusted_peers=list(settings.trusted_peers),
+            rtp_ports=settings.rtp_range,
+            rtp_timeout_s=settings.rtp_timeout_s,
         )
         signal.signal(signal.SIGTERM, lambda *_: transport.drain())
         signal.signal(signal.SIGINT, lambda *_: transport.stop())
-        if args.ready_file is not None:
-            ready_file: Path = args.ready_file
+        if settings.ready_file is not None:
+            ready_file: Path = settings.ready_file
 
             def announce() -> None:
                 if transport.wait_ready(30):
                     ready_file.write_text("ready\n", encoding="utf-8")
 
             threading.Thread(target=announce, daemon=True, name="sip-ready").start()
-        log.warning("answering SIP calls on %s (engine %s)", args.listen, recognizer.name)
-        transport.serve(box.handle_call, on_call_end=box.call_ended)
-    finally:
-        recognizer.close()
-        synthesizer.close()
-        store.close()
-    print(json.dumps({"calls": box.finished}))
+        log.warning("answering SIP calls on %s (engine %s)", settings.listen, box.recognizer.name)
+        transport.serve(handler.handle_call, on_call_end=handler.call_ended)
+    print(json.dumps({"calls": handler.finished}))
     return 0
