@@ -1,5 +1,8 @@
 """The VssID password-reset conversation, as a pure transition function.
 
+It is long because it is the whole conversation: one phase table and its handlers, which read best
+side by side.
+
 ``ResetDialog(reader, settings).step(state, event) -> (state, actions)``: no audio, clock,
 database or I/O inside. Each phase says how caller input is heard ("không" is 0 while collecting
 digits and "no" while confirming), and spoken and keyed digits become the same reading.

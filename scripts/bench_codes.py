@@ -1,5 +1,8 @@
 """Benchmark the recognisers on social-insurance codes and yes/no answers (not a test).
 
+It is long because it builds its own test material (spliced corpus codes, line conditions) and
+reports on several engines in one run.
+
 Whole-code accuracy goes through the dialog's own path: recogniser (digits mode,
 ``expected_digits=10``) → hypotheses → the reset dialog's reading (best hypothesis through
 :class:`assistant.language.numbers.NumberReader`, digits marked unsure from rival
@@ -68,18 +71,8 @@ from assistant.language.numbers import NumberReader, YesNo
 RATE = 16000
 FEED = 320  # 20 ms frames, as the runtime feeds them
 SPEAKER = "lephuongbg_words:lephuong"
-DIGIT_NAMES = {
-    "0": "không",
-    "1": "một",
-    "2": "hai",
-    "3": "ba",
-    "4": "bốn",
-    "5": "năm",
-    "6": "sáu",
-    "7": "bảy",
-    "8": "tám",
-    "9": "chín",
-}
+#: The word the box says for each digit, from ``data/numbers.toml`` (the corpus names its clips so).
+DIGIT_NAMES = {d: NumberReader.load().digit_word(d) for d in "0123456789"}
 CONDITIONS = ("clean", "ulaw", "alaw", "noisy")
 
 # --------------------------------------------------------------------------------------------

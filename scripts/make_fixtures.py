@@ -52,6 +52,7 @@ from assistant.audio.wav import (  # noqa: E402
 )
 from assistant.call.prompt_voice import trim_silence  # noqa: E402
 from assistant.core.ports import PCM, Audio  # noqa: E402
+from assistant.language.numbers import NumberReader  # noqa: E402
 from assistant.testing.audio import noise, tone  # noqa: E402
 
 RATE = 16000
@@ -60,18 +61,8 @@ TAIL_S = 0.4
 WORD_GAP_S = 0.3
 HEADROOM = 10 ** (-3 / 20)
 
-DIGIT_WORDS = {
-    "0": "không",
-    "1": "một",
-    "2": "hai",
-    "3": "ba",
-    "4": "bốn",
-    "5": "năm",
-    "6": "sáu",
-    "7": "bảy",
-    "8": "tám",
-    "9": "chín",
-}
+#: The word for each digit, from ``data/numbers.toml`` (the variants below are reading styles).
+DIGIT_WORDS = {d: NumberReader.load().digit_word(d) for d in "0123456789"}
 FILLER = "dạ, mã số của tôi là"
 YES = ("đúng rồi", "vâng", "đúng", "có", "dạ đúng rồi")
 NO = ("không", "không phải", "sai rồi", "không đúng")

@@ -17,7 +17,8 @@ import pytest
 from assistant.accounts.store import SqlAccountStore
 from assistant.asr.factory import SpeechSettings
 from assistant.audio.wav import write_wav
-from assistant.batch.runner import load_scenarios, report_format_for, run_batch
+from assistant.batch.runner import report_format_for, run_batch
+from assistant.batch.scenarios import load_scenarios
 from assistant.core.errors import ConfigError, RecognizerError, StoreError
 from assistant.core.ports import Audio
 from assistant.testing.audio import concat, silence

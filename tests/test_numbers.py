@@ -536,7 +536,7 @@ def test_unclear(reader: NumberReader, text: str) -> None:
 
 
 def test_yesno_is_a_str_enum() -> None:
-    assert YesNo.YES == "yes" and YesNo.NO == "no"
+    assert YesNo.YES == "yes" and YesNo.NO == "no"  # type: ignore[comparison-overlap]
     assert YesNo("yes") is YesNo.YES and isinstance(YesNo.NO, str)
 
 
@@ -633,9 +633,9 @@ def test_same_word_twice_in_one_table_is_fine() -> None:
 
 def test_reader_is_immutable(reader: NumberReader) -> None:
     with pytest.raises(AttributeError):
-        reader._threshold = 0.0  # type: ignore[misc]
+        reader._threshold = 0.0
     with pytest.raises(AttributeError):
-        reader.extra = 1  # type: ignore[attr-defined]
+        reader.extra = 1
 
 
 def test_reader_is_thread_safe(reader: NumberReader) -> None:

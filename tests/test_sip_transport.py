@@ -292,7 +292,7 @@ def test_media_local_hangup() -> None:
 def test_media_rejects_wrong_sample_format() -> None:
     media, _ = _media()
     with pytest.raises(AudioError):
-        media.play(np.ones(80, dtype=np.float32))  # type: ignore[arg-type]
+        media.play(np.ones(80, dtype=np.float32))
 
 
 def test_harness_ulaw_encoder_reference_values() -> None:

@@ -152,9 +152,9 @@ def test_keypad_code(asr, voice, prompts, store) -> None:  # type: ignore[no-unt
     assert summary.turns[0].keys == "0123456789#"
 
 
-def test_keypad_code_without_hash_ends_after_the_interdigit_pause(
+def test_keypad_code_without_hash_ends_after_the_interdigit_pause(  # type: ignore[no-untyped-def]
     asr, voice, prompts, store
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     media = ScriptedMedia(
         [BoxDone(0.3), Press("0123456789", gap_s=0.3), BoxDone(0.3), Press("2")], then="hangup"
     )

@@ -1,5 +1,8 @@
 """Accounts and the reset audit trail in SQL (SQLAlchemy 2): :class:`SqlAccountStore`.
 
+It is long because every operation needs the same error mapping and the same constant-work lookup
+rules; schema and CSV reading live in their own modules.
+
 Implements :class:`assistant.core.ports.AccountStore` plus the operator's methods (add, CSV import,
 password check, audit listing, health). Any SQLAlchemy URL works; the default is an SQLite file
 (:func:`default_db_url`). SQL stays portable (no dialect-specific statements) so several boxes

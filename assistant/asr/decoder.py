@@ -1,5 +1,8 @@
 """CTC decoders over the model's per-frame log-posteriors.
 
+It is long because the digit and yes/no grammars, the Viterbi search and the N-best scoring are one
+search and share its data types.
+
 Every digit word and every yes/no word of interest is a single whole-word token of the model, so a
 "word" here is one CTC class. The grammar decoders (digits, yes/no) keep only the columns they
 need plus blank plus a *filler* class, the summed posterior of every other non-blank class (speech

@@ -1,5 +1,8 @@
 """The streaming recogniser: viet-asr's model through onnxruntime, decoded per listening mode.
 
+It is long because the model's chunked run, its caches and the per-mode decoding share state that is
+clearer in one place than split across modules.
+
 One :class:`OnnxRecognizer` holds one onnxruntime session shared by every call (``run`` is
 thread-safe); each call opens an :class:`OnnxSession` that keeps its own features, model caches and
 per-frame scores. The model is a chunked streaming conformer: 43 feature frames in, 10 output
@@ -32,6 +35,7 @@ from assistant.asr.decoder import (
 )
 from assistant.asr.features import NUM_BINS, SAMPLE_RATE, FbankStream, compute_fbank, num_frames
 from assistant.asr.model import BLANK_ID, NUM_CLASSES, PINNED, ModelData, load_model
+from assistant.asr.session import SessionGuard
 from assistant.core.errors import RecognizerError
 from assistant.core.ports import PCM, Hypothesis, ListenMode, ListenSpec, Recognition
 
@@ -249,13 +253,14 @@ class OnnxRecognizer:
         return logp, np.asarray(new_att, np.float32), np.asarray(new_cnn, np.float32)
 
 
-class OnnxSession:
+class OnnxSession(SessionGuard):
     """One call's recogniser session: ``begin`` / ``feed`` / ``end``, one utterance at a time."""
 
+    engine_label = "recogniser"
+
     def __init__(self, recognizer: OnnxRecognizer) -> None:
+        super().__init__()
         self._rec = recognizer
-        self._spec: ListenSpec | None = None
-        self._closed = False
         self._reset(ListenSpec(ListenMode.FREE))
         self._spec = None
 
@@ -274,23 +279,13 @@ class OnnxSession:
         self._partial_frames = -1
         self._frames = 0
 
-    @property
-    def spec(self) -> ListenSpec | None:
-        return self._spec
-
     def begin(self, spec: ListenSpec) -> None:
         self._check_open()
         self._reset(spec)
 
     def feed(self, pcm: PCM) -> str:
         spec = self._require_spec()
-        samples = np.asarray(pcm)
-        if samples.dtype != np.int16:
-            raise RecognizerError(
-                f"the recogniser takes int16 samples at {SAMPLE_RATE} Hz, got {samples.dtype}",
-                code="asr_decode_failed",
-            )
-        self._add_frames(self._fbank.accept(samples.reshape(-1)))
+        self._add_frames(self._fbank.accept(self._samples(pcm, SAMPLE_RATE)))
         while len(self._pending) >= CHUNK_FRAMES:
             self._run(self._pending[:CHUNK_FRAMES], OUT_FRAMES)
             self._pending = self._pending[STEP_FRAMES:]
@@ -317,30 +312,12 @@ class OnnxSession:
 
     def close(self) -> None:
         """Drop the utterance and refuse further use. Idempotent."""
-        self._closed = True
+        self._mark_closed()
         self._scores = []
         self._best_ids = []
         self._best_logp = []
-        self._spec = None
-
-    def __repr__(self) -> str:  # never the text heard: it may hold a code
-        state = "closed" if self._closed else (self._spec.mode.value if self._spec else "idle")
-        return f"<OnnxSession {state}>"
 
     # -- internals -----------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RecognizerError("the recogniser session is closed", code="asr_decode_failed")
-
-    def _require_spec(self) -> ListenSpec:
-        self._check_open()
-        if self._spec is None:
-            raise RecognizerError(
-                "feed/end called outside an utterance (call begin first)",
-                code="asr_decode_failed",
-            )
-        return self._spec
 
     def _add_frames(self, frames: Float32) -> None:
         if len(frames):

@@ -208,9 +208,3 @@ def load_model(
         data = ModelData(onnx=onnx, tokens=parse_tokens(table), library=path, sha256=digest)
         _cache[key] = data
         return data
-
-
-def clear_cache() -> None:
-    """Forget the extracted bytes (about 70 MB) once every recogniser that needs them is built."""
-    with _cache_lock:
-        _cache.clear()

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from assistant.asr.session import SessionGuard
 from assistant.core.errors import RecognizerError
 from assistant.core.ports import PCM, Hypothesis, ListenSpec, Recognition
 
@@ -219,21 +220,19 @@ class VietAsrRecognizer:
         return f"<VietAsrRecognizer {self.preset} {self.sample_rate} Hz>"
 
 
-class VietAsrSession:
+class VietAsrSession(SessionGuard):
     """One call's stream: ``begin`` / ``feed`` / ``end``, one utterance at a time."""
 
+    engine_label = "viet-asr"
+
     def __init__(self, stream: Any, sample_rate: int) -> None:
+        super().__init__()
         self._stream: Any = stream
         self.sample_rate = sample_rate
         self._poll = max(1, round(POLL_S * sample_rate))
         self._spec: ListenSpec | None = None
         self._collector = SegmentCollector()
         self._fresh = True  # nothing fed since the last reset
-        self._closed = False
-
-    @property
-    def spec(self) -> ListenSpec | None:
-        return self._spec
 
     @property
     def segments_dropped(self) -> int:
@@ -253,13 +252,7 @@ class VietAsrSession:
     def feed(self, pcm: PCM) -> str:
         """Take audio at :attr:`sample_rate`; return everything heard so far (partial)."""
         self._require_spec()
-        samples = np.asarray(pcm)
-        if samples.dtype != np.int16:
-            raise RecognizerError(
-                f"viet-asr takes int16 samples at {self.sample_rate} Hz, got {samples.dtype}",
-                code="asr_decode_failed",
-            )
-        samples = np.ascontiguousarray(samples.reshape(-1))
+        samples = np.ascontiguousarray(self._samples(pcm, self.sample_rate))
         for i in range(0, len(samples), self._poll):
             self._fresh = False
             self._call("failed while decoding", self._stream.accept, samples[i : i + self._poll])
@@ -281,34 +274,15 @@ class VietAsrSession:
 
     def close(self) -> None:
         """Free the engine stream. Idempotent."""
-        if self._closed:
+        if not self._mark_closed():
             return
-        self._closed = True
-        self._spec = None
         stream, self._stream = self._stream, None
         try:
             stream.close()
         except Exception as exc:
             raise _engine_error("could not free a stream", exc, "asr_decode_failed") from exc
 
-    def __repr__(self) -> str:  # never the text: it may hold a code
-        state = "closed" if self._closed else (self._spec.mode.value if self._spec else "idle")
-        return f"<VietAsrSession {state}>"
-
     # -- internals -----------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RecognizerError("the viet-asr session is closed", code="asr_decode_failed")
-
-    def _require_spec(self) -> ListenSpec:
-        self._check_open()
-        if self._spec is None:
-            raise RecognizerError(
-                "feed/end called outside an utterance (call begin first)",
-                code="asr_decode_failed",
-            )
-        return self._spec
 
     def _call(self, what: str, fn: Any, *args: Any) -> Any:
         try:

@@ -1,5 +1,8 @@
 """Vosk (PyPI ``vosk==0.3.45``) behind the :class:`Recognizer` port.
 
+It is long because the model-folder checks, the grammar building and Vosk's result parsing are all
+specific to this one engine.
+
 The model is a Vosk model directory: ``asr_models/<name>`` (default
 ``vosk-model-small-vn-0.4``, fetched by ``python scripts/download_models.py``) or any path.
 
@@ -45,6 +48,7 @@ from typing import Any
 import numpy as np
 import vosk
 
+from assistant.asr.session import SessionGuard
 from assistant.core.errors import RecognizerError
 from assistant.core.paths import models_dir
 from assistant.core.ports import PCM, Hypothesis, ListenMode, ListenSpec, Recognition
@@ -484,21 +488,18 @@ class VoskRecognizer:
         return kaldi
 
 
-class VoskSession:
+class VoskSession(SessionGuard):
     """One call's recognisers (one per mode, reused): ``begin`` / ``feed`` / ``end``."""
 
+    engine_label = "Vosk"
+
     def __init__(self, recognizer: VoskRecognizer) -> None:
+        super().__init__()
         self._rec = recognizer
         self.sample_rate = recognizer.sample_rate
         self._kaldi: dict[ListenMode, Any] = {}
-        self._spec: ListenSpec | None = None
         self._pieces: list[Piece] = []
         self._partial = ""
-        self._closed = False
-
-    @property
-    def spec(self) -> ListenSpec | None:
-        return self._spec
 
     @property
     def pieces(self) -> int:
@@ -519,13 +520,7 @@ class VoskSession:
     def feed(self, pcm: PCM) -> str:
         """Take audio at :attr:`sample_rate`; return everything heard so far (partial)."""
         kaldi = self._current()
-        samples = np.asarray(pcm)
-        if samples.dtype != np.int16:
-            raise RecognizerError(
-                f"Vosk takes int16 samples at {self.sample_rate} Hz, got {samples.dtype}",
-                code="asr_decode_failed",
-            )
-        data = np.ascontiguousarray(samples.reshape(-1)).tobytes()
+        data = np.ascontiguousarray(self._samples(pcm, self.sample_rate)).tobytes()
         if data:
             if self._call("failed while decoding", kaldi.AcceptWaveform, data):
                 piece = parse_result(self._call("failed while decoding", kaldi.Result))
@@ -551,28 +546,13 @@ class VoskSession:
 
     def close(self) -> None:
         """Free the session's recognisers. Idempotent."""
-        self._closed = True
-        self._spec = None
+        self._mark_closed()
         self._kaldi = {}
-
-    def __repr__(self) -> str:  # never the text: it may hold a code
-        state = "closed" if self._closed else (self._spec.mode.value if self._spec else "idle")
-        return f"<VoskSession {state}>"
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RecognizerError("the Vosk session is closed", code="asr_decode_failed")
-
     def _current(self) -> Any:
-        self._check_open()
-        if self._spec is None:
-            raise RecognizerError(
-                "feed/end called outside an utterance (call begin first)",
-                code="asr_decode_failed",
-            )
-        return self._kaldi[self._spec.mode]
+        return self._kaldi[self._require_spec().mode]
 
     @staticmethod
     def _call(what: str, fn: Any, *args: Any) -> Any:

@@ -14,13 +14,6 @@ from typing import Any
 from assistant.core.dialog import Action, Dialog, EndCall, Event, IssuePassword, Listen, Lookup
 
 
-def event_label(event: Event) -> str:
-    """A short label for a sample event (its type, plus a hint of its content)."""
-    name = type(event).__name__
-    hint = getattr(event, "label", None)
-    return f"{name}:{hint}" if hint else name
-
-
 @dataclass
 class Graph:
     initial: Hashable

@@ -1,5 +1,8 @@
 """Vietnamese digits, grouped numbers and yes/no answers, read from recogniser text or keys.
 
+It is long because normalising, lexing and grouping are one algorithm over the same tables,
+documented with its ambiguous cases.
+
 The word tables live in ``data/numbers.toml``; this module is the algorithm:
 
 1. **Normalise**: Unicode NFC, lower case, and a canonical key per word in which the tone mark

@@ -1,5 +1,8 @@
 """The sound card as a call: a :class:`~assistant.core.ports.CallMedia` over ``sounddevice``.
 
+It is long because the device checks, the two PortAudio callbacks and the error mapping all touch
+the same stream state under one lock.
+
 Two PortAudio streams run on PortAudio's own threads:
 
 * the input stream's callback cuts the microphone's audio into 20 ms
@@ -29,14 +32,14 @@ import logging
 import queue
 import threading
 import uuid
-from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
 import numpy as np
 
-from assistant.core.errors import AudioError, TransportError
+from assistant.audio.txbuffer import TransmitBuffer, checked_play_samples
+from assistant.core.errors import TransportError
 from assistant.core.ports import PCM, AudioFrame, CallerId, MediaEvent, RemoteHangup
 
 log = logging.getLogger("assistant.audio.device")
@@ -194,8 +197,7 @@ class SoundDeviceMedia:
         self._rx: queue.Queue[AudioFrame] = queue.Queue(maxsize=max_frames)
         self._rx_partial = np.zeros(0, dtype=np.int16)
         self._lock = threading.Lock()
-        self._tx: deque[PCM] = deque()
-        self._tx_samples = 0
+        self._tx = TransmitBuffer()
         self._tail = 0  # samples still inside the device after the buffer ran dry
         self._latency_samples = 0
         self._ended: RemoteHangup | None = None
@@ -345,7 +347,7 @@ class SoundDeviceMedia:
             if self._ended is None:
                 self._ended = RemoteHangup(reason)
                 self._tx.clear()
-                self._tx_samples = self._tail = 0
+                self._tail = 0
 
     # -- CallMedia -----------------------------------------------------------------------------
 
@@ -366,37 +368,30 @@ class SoundDeviceMedia:
             return None if self._hung_up_locally else self._ended
 
     def play(self, pcm: PCM) -> None:
-        samples = np.asarray(pcm)
-        if samples.dtype != np.int16 or samples.ndim != 1:
-            raise AudioError(
-                f"play() takes 1-D int16 samples at {self.sample_rate} Hz, "
-                f"got {samples.dtype} with shape {samples.shape}",
-                code="audio_format",
-            )
+        samples = checked_play_samples(pcm, self.sample_rate)
         if samples.size == 0:
             return
         with self._lock:
             if self._ended is not None or self._hung_up_locally:
                 return
-            self._tx.append(samples.copy())
-            self._tx_samples += samples.size
+            self._tx.push(samples)
 
     def queued_seconds(self) -> float:
         with self._lock:
             if self._ended is not None or self._hung_up_locally:
                 return 0.0
-            return (self._tx_samples + self._tail) / self.sample_rate
+            return (len(self._tx) + self._tail) / self.sample_rate
 
     def flush(self) -> None:
         with self._lock:
             self._tx.clear()
-            self._tx_samples = self._tail = 0
+            self._tail = 0
 
     def hangup(self) -> None:
         with self._lock:
             self._hung_up_locally = True
             self._tx.clear()
-            self._tx_samples = self._tail = 0
+            self._tail = 0
 
     # -- PortAudio threads ---------------------------------------------------------------------
 
@@ -429,18 +424,8 @@ class SoundDeviceMedia:
             self.output_status_count += 1
         out = np.zeros(frames, dtype=np.int16)
         with self._lock:
-            filled = 0
-            while filled < frames and self._tx:
-                head = self._tx[0]
-                take = min(frames - filled, len(head))
-                out[filled : filled + take] = head[:take]
-                filled += take
-                if take == len(head):
-                    self._tx.popleft()
-                else:
-                    self._tx[0] = head[take:]
-            self._tx_samples -= filled
-            if filled and not self._tx:  # ran dry: the last samples are now inside the device
+            filled = self._tx.take_into(out)
+            if filled and not len(self._tx):  # ran dry: the last samples are now inside the device
                 self._tail = self._latency_samples
             elif not filled:
                 self._tail = max(0, self._tail - frames)

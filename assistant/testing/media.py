@@ -1,5 +1,8 @@
 """Scripted stand-ins for a live call: a :class:`~assistant.core.ports.CallMedia` and a recogniser.
 
+It is long because a scripted caller on a simulated line needs its own clock, script steps and
+recording, all of which must agree sample by sample.
+
 :class:`ScriptedMedia` is a caller that follows a script, on a simulated line:
 
 * time is the media clock: every :meth:`ScriptedMedia.receive` delivers the next 20 ms
@@ -36,7 +39,8 @@ import numpy as np
 import numpy.typing as npt
 
 from assistant.audio.resample import resample_audio
-from assistant.core.errors import AudioError, RecognizerError
+from assistant.audio.txbuffer import TransmitBuffer, checked_play_samples
+from assistant.core.errors import RecognizerError
 from assistant.core.ports import (
     PCM,
     Audio,
@@ -236,8 +240,7 @@ class ScriptedMedia:
         self._pending: deque[MediaEvent] = deque()
         self._now = 0  # media clock, in samples
         self._idle_s = 0.0  # clock time spent in receives that returned nothing
-        self._playback: deque[PCM] = deque()
-        self._queued = 0
+        self._playback = TransmitBuffer()
         self._box_plays = 0
         self._box_last_end = -1  # sample index after the last box sample played
         self._box_track: list[PCM] = []
@@ -262,10 +265,6 @@ class ScriptedMedia:
     @property
     def ended(self) -> bool:
         return self._remote_end is not None or self.box_hung_up_at is not None
-
-    @property
-    def script_done(self) -> bool:
-        return self._active is None and not self._steps
 
     def box_audio(self) -> Audio:
         """What the box played, on the media timeline (silence where it said nothing)."""
@@ -314,27 +313,22 @@ class ScriptedMedia:
         return AudioFrame(self._frame())
 
     def play(self, pcm: PCM) -> None:
-        samples = np.asarray(pcm)
-        if samples.dtype != np.int16 or samples.ndim != 1:
-            raise AudioError(
-                f"play() takes 1-D int16 samples at {self.sample_rate} Hz, "
-                f"got {samples.dtype} with shape {samples.shape}",
-                code="audio_format",
-            )
+        samples = checked_play_samples(pcm, self.sample_rate)
         if samples.size == 0 or self.ended:
             return
-        copy = samples.copy()
-        self.played.append(copy)
-        self._playback.append(copy)
-        self._queued += len(copy)
+        self.played.append(samples.copy())
+        self._playback.push(samples)
         self._box_plays += 1
 
     def queued_seconds(self) -> float:
         return 0.0 if self.ended else self._queued / self.sample_rate
 
+    @property
+    def _queued(self) -> int:
+        return len(self._playback)
+
     def flush(self) -> None:
         self._playback.clear()
-        self._queued = 0
         self.flushes.append(self.now_s)
         self._note("flush")
 
@@ -343,7 +337,6 @@ class ScriptedMedia:
             return
         self.box_hung_up_at = self.now_s
         self._playback.clear()
-        self._queued = 0
         self._note("box_hangup")
 
     # -- internals -----------------------------------------------------------------------------
@@ -474,17 +467,7 @@ class ScriptedMedia:
     def _drain(self, n: int) -> None:
         """The box's next ``n`` samples go out on the line."""
         out = np.zeros(n, dtype=np.int16)
-        filled = 0
-        while filled < n and self._playback:
-            head = self._playback[0]
-            take = min(n - filled, len(head))
-            out[filled : filled + take] = head[:take]
-            filled += take
-            if take == len(head):
-                self._playback.popleft()
-            else:
-                self._playback[0] = head[take:]
-        self._queued -= filled
+        filled = self._playback.take_into(out)
         self._box_track.append(out)
         if filled:
             start, end = self._now / self.sample_rate, (self._now + filled) / self.sample_rate

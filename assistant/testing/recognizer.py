@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from assistant.asr.session import SessionGuard
 from assistant.core.errors import RecognizerError
 from assistant.core.ports import PCM, Audio, ListenSpec, Recognition
 
@@ -116,21 +117,22 @@ class FakeRecognizer:
         return f"<FakeRecognizer {self.name} {self.sample_rate} Hz, {self.remaining} left>"
 
 
-class FakeSession:
+class FakeSession(SessionGuard):
     """One call's session over a :class:`FakeRecognizer`."""
 
+    engine_label = "fake"
+
     def __init__(self, recognizer: FakeRecognizer) -> None:
+        super().__init__()
         self._rec = recognizer
         self.sample_rate = recognizer.sample_rate
-        self.spec: ListenSpec | None = None
         self.specs: list[ListenSpec] = []
         self._chunks: list[PCM] = []
         self._feeds = 0
-        self.closed = False
 
     def begin(self, spec: ListenSpec) -> None:
         self._check_open()
-        self.spec = spec
+        self._spec = spec
         self.specs.append(spec)
         self._rec.specs.append(spec)
         self._chunks = []
@@ -138,14 +140,7 @@ class FakeSession:
 
     def feed(self, pcm: PCM) -> str:
         self._require_spec()
-        samples = np.asarray(pcm)
-        if samples.dtype != np.int16:
-            rate = self.sample_rate
-            raise RecognizerError(
-                f"the recogniser takes int16 samples at {rate} Hz, got {samples.dtype}",
-                code="asr_decode_failed",
-            )
-        self._chunks.append(samples.reshape(-1).copy())
+        self._chunks.append(self._samples(pcm, self.sample_rate).copy())
         self._feeds += 1
         if self._rec.partials and any(len(c) for c in self._chunks):
             return self._rec.peek()
@@ -155,28 +150,10 @@ class FakeSession:
         spec = self._require_spec()
         samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
         audio = Audio(samples.astype(np.int16, copy=False), self.sample_rate)
-        self.spec = None
+        self._spec = None
         self._chunks = []
         self._rec.utterances.append(Utterance(spec, audio, self._feeds))
         return self._rec.answer(audio)
 
     def close(self) -> None:
-        self.closed = True
-        self.spec = None
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise RecognizerError("the fake session is closed", code="asr_decode_failed")
-
-    def _require_spec(self) -> ListenSpec:
-        self._check_open()
-        if self.spec is None:
-            raise RecognizerError(
-                "feed/end called outside an utterance (call begin first)",
-                code="asr_decode_failed",
-            )
-        return self.spec
-
-    def __repr__(self) -> str:
-        state = "closed" if self.closed else (self.spec.mode.value if self.spec else "idle")
-        return f"<FakeSession {state}>"
+        self._mark_closed()

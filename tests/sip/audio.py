@@ -123,4 +123,5 @@ def loud_part(samples: I16, *, threshold: float = 1000.0, frame: int = 160) -> I
     usable = len(samples) - len(samples) % frame
     frames = samples[:usable].reshape(-1, frame).astype(np.float64)
     rms = np.sqrt(np.mean(frames**2, axis=1))
-    return samples[:usable].reshape(-1, frame)[rms > threshold].reshape(-1).astype(np.int16)
+    loud: I16 = samples[:usable].reshape(-1, frame)[rms > threshold].reshape(-1).astype(np.int16)
+    return loud

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.core.errors import AudioError
+from assistant.audio.txbuffer import TransmitBuffer, checked_play_samples
 from assistant.core.ports import PCM, AudioFrame, CallerId, DtmfDigit, MediaEvent, RemoteHangup
 
 logger = logging.getLogger("assistant.sip")
@@ -69,7 +69,7 @@ class BaresipCallMedia:
         self._events: queue.Queue[MediaEvent] = queue.Queue(maxsize=_RX_QUEUE_FRAMES)
         self._guard = threading.Lock()
         self._rx_partial = b""
-        self._tx = bytearray()
+        self._tx = TransmitBuffer()
         self._flush_seq = 0
         self._flush_done = 0
         self._stack_buffered = 0  # bytes the stack holds, as of the last pump tick
@@ -138,20 +138,14 @@ class BaresipCallMedia:
 
     def play(self, pcm: PCM) -> None:
         """Queue 8 kHz mono int16 samples for the caller (after what is already queued)."""
-        samples = np.asarray(pcm)
-        if samples.dtype != np.int16 or samples.ndim != 1:
-            raise AudioError(
-                f"play() takes 1-D int16 samples at {self.sample_rate} Hz, "
-                f"got {samples.dtype} with shape {samples.shape}",
-                code="audio_format",
-            )
+        samples = checked_play_samples(pcm, self.sample_rate)
         if samples.size == 0:
             return
         with self._guard:
             if self._ended is not None or self._hung_up_locally:
                 logger.debug("%s: play() after the call ended; dropped", self.call_id)
                 return
-            self._tx += samples.astype("<i2", copy=False).tobytes()
+            self._tx.push(samples)
         self._on_wake()
 
     def queued_seconds(self) -> float:
@@ -159,7 +153,7 @@ class BaresipCallMedia:
         with self._guard:
             if self._ended is not None:
                 return 0.0
-            pending = len(self._tx) + self._stack_buffered
+            pending = len(self._tx) * _BYTES_PER_SAMPLE + self._stack_buffered
         return pending / float(_BYTES_PER_SAMPLE * self.sample_rate)
 
     def flush(self) -> None:
@@ -226,11 +220,8 @@ class BaresipCallMedia:
         with self._guard:
             need_flush = self._flush_seq != self._flush_done
             self._flush_done = self._flush_seq
-            n = max(0, min(max_bytes, len(self._tx)))
-            n -= n % _BYTES_PER_SAMPLE
-            chunk = bytes(self._tx[:n])
-            del self._tx[:n]
-            return need_flush, chunk, self._flush_done
+            chunk = self._tx.take(max(0, max_bytes) // _BYTES_PER_SAMPLE)
+            return need_flush, chunk.astype("<i2", copy=False).tobytes(), self._flush_done
 
     def give_back(self, data: bytes, generation: int) -> None:
         """Return audio the stack did not accept, unless a flush came in between."""
@@ -238,7 +229,8 @@ class BaresipCallMedia:
             return
         with self._guard:
             if generation == self._flush_seq and self._ended is None:
-                self._tx[:0] = data
+                usable = len(data) - len(data) % _BYTES_PER_SAMPLE
+                self._tx.give_back(np.frombuffer(data[:usable], dtype="<i2").astype(np.int16))
 
     def set_stack_buffered(self, nbytes: int, generation: int) -> None:
         with self._guard:

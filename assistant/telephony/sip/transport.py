@@ -1,5 +1,8 @@
 """The phone line: inbound SIP calls through baresip-python (pinned ``==0.5.2a3``, alpha).
 
+It is long because the SIP stack's event loop, the call slots and the per-call pumps share one
+asyncio loop and its locks.
+
 :class:`BaresipTransport` owns the SIP stack and an asyncio loop in the thread that calls
 :meth:`~BaresipTransport.serve`. Each answered call gets a
 :class:`~assistant.telephony.sip.media.BaresipCallMedia` (a ``ports.CallMedia``) and its own
@@ -230,6 +233,8 @@ class BaresipTransport:
         self._stopping = False
         self._dead = False
         self._calls: dict[str, _LiveCall] = {}
+        self._no_calls = asyncio.Event()  # set whenever no call is in progress (for draining)
+        self._no_calls.set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._handler: CallHandler | None = None
         self._on_call_end: Callable[[Mapping[str, Any]], None] | None = None
@@ -410,8 +415,7 @@ class BaresipTransport:
             await self._runtime.drain()
         except BaresipError as exc:
             logger.error("drain failed (%s); stopping", exc)
-        while self._calls:
-            await asyncio.sleep(0.05)
+        await self._no_calls.wait()
         logger.info("drained")
         if self._stop_event is not None:
             self._stop_event.set()
@@ -525,6 +529,7 @@ class BaresipTransport:
         live = _LiveCall(call=call, media=media)
         with self._guard:
             self._calls[local_id] = live
+            self._no_calls.clear()
         call.on(lambda event: self._on_call_event(live, event))
         call.on_dtmf(lambda digit: self._on_digit(media, digit))
         try:
@@ -568,6 +573,8 @@ class BaresipTransport:
                 self._trace.forget(call.call_id)
             with self._guard:
                 self._calls.pop(local_id, None)
+                if not self._calls:
+                    self._no_calls.set()
             self._log_summary(media)
             if self._on_call_end is not None:
                 try:
