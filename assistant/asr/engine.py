@@ -36,6 +36,7 @@ from assistant.asr.decoder import (
 from assistant.asr.features import NUM_BINS, SAMPLE_RATE, FbankStream, compute_fbank, num_frames
 from assistant.asr.model import BLANK_ID, NUM_CLASSES, PINNED, ModelData, load_model
 from assistant.asr.session import SessionGuard
+from assistant.asr.session import peak_rss_mb as _peak_rss_mb
 from assistant.core.errors import RecognizerError
 from assistant.core.ports import PCM, Hypothesis, ListenMode, ListenSpec, Recognition
 
@@ -67,15 +68,6 @@ class LoadInfo:
     seconds: float
     peak_rss_mb: float
     model_sha256: str
-
-
-def _peak_rss_mb() -> float:
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    except ImportError:  # pragma: no cover
-        return float("nan")
 
 
 def create_session(model: ModelData, threads: int = 1) -> ChunkModel:

@@ -1,4 +1,5 @@
-"""What every recogniser session shares: one utterance at a time, closed means closed.
+"""What every recogniser shares: session guards (one utterance at a time, closed means closed)
+and how loading went.
 
 :class:`SessionGuard` keeps the session's state (the current :class:`ListenSpec` or none, and
 whether it is closed) and raises the same :class:`RecognizerError` (``asr_decode_failed``) for
@@ -9,6 +10,7 @@ The engines (ONNX, viet-asr, Vosk) and the fake recogniser subclass it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -16,6 +18,24 @@ import numpy.typing as npt
 
 from assistant.core.errors import RecognizerError
 from assistant.core.ports import PCM, ListenSpec
+
+
+@dataclass(frozen=True)
+class LoadInfo:
+    """How loading a recogniser went (for reports)."""
+
+    seconds: float
+    peak_rss_mb: float
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB (NaN where it cannot be read)."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    except ImportError:  # pragma: no cover
+        return float("nan")
 
 
 class SessionGuard:

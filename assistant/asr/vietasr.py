@@ -25,12 +25,12 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from assistant.asr.session import SessionGuard
+from assistant.asr.session import LoadInfo, SessionGuard
+from assistant.asr.session import peak_rss_mb as _peak_rss_mb
 from assistant.core.errors import RecognizerError
 from assistant.core.ports import PCM, Hypothesis, ListenSpec, Recognition
 
@@ -44,23 +44,6 @@ POLL_S = 0.1
 #: Native log levels of the engine: 0 trace, 1 debug, 2 info, 3 warnings, 4 errors, 5 nothing.
 LOG_WARNINGS = 3
 SUPPORTED_RATES = (8000, 16000)
-
-
-@dataclass(frozen=True)
-class LoadInfo:
-    """How loading went (for reports)."""
-
-    seconds: float
-    peak_rss_mb: float
-
-
-def _peak_rss_mb() -> float:
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    except ImportError:  # pragma: no cover
-        return float("nan")
 
 
 def _engine_error(what: str, exc: BaseException, code: str) -> RecognizerError:

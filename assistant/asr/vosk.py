@@ -48,7 +48,8 @@ from typing import Any
 import numpy as np
 import vosk
 
-from assistant.asr.session import SessionGuard
+from assistant.asr.session import LoadInfo, SessionGuard
+from assistant.asr.session import peak_rss_mb as _peak_rss_mb
 from assistant.core.errors import RecognizerError
 from assistant.core.paths import models_dir
 from assistant.core.ports import PCM, Hypothesis, ListenMode, ListenSpec, Recognition
@@ -318,23 +319,6 @@ def default_word_lists() -> tuple[list[str], list[str]]:
     """The digit and yes/no vocabularies of the number reader (its tables under data/)."""
     reader = NumberReader.load()
     return sorted(reader.vocabulary_digits()), sorted(reader.vocabulary_yesno())
-
-
-@dataclass(frozen=True)
-class LoadInfo:
-    """How loading went (for reports)."""
-
-    seconds: float
-    peak_rss_mb: float
-
-
-def _peak_rss_mb() -> float:
-    try:
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    except ImportError:  # pragma: no cover
-        return float("nan")
 
 
 def _check_rate(rate: int) -> int:
