@@ -13,8 +13,8 @@ dither) and is transcribed by viet-asr's own pipeline through the project's adap
 
 Figures per voice and codec:
 
-* password digits right: 1 - (digit edits / 8), the digits read from the transcript by the
-  dialog's number reader; whole passwords: all 8 digits right and nothing extra;
+* password digits right: 1 - (digit edits / 8), the digits read by the dialog's number reader
+  from the transcript after its first "là" (the whole transcript when there is none); whole passwords: all 8 digits right and nothing extra;
 * prompt CER: character edits / reference length, the reference being what the voice was asked
   to say (the normaliser's syllables: "VssID" is "vê ét ét ai đi"), both NFC, lower case, no
   punctuation;
@@ -198,10 +198,13 @@ def main(argv: list[str] | None = None) -> int:
             args.keep.mkdir(parents=True, exist_ok=True)
             for i, (kind, audio, _ref) in enumerate(rendered):
                 write_wav(args.keep / f"{voice_name}_{i:03d}_{kind}.wav", audio)
+        worst = max(range(len(first)), key=first.__getitem__)
+        worst_id = says[worst].prompt if worst < len(says) else "password"
         print(
-            f"\n{voice_name}: synthesis per sentence median {statistics.median(times) * 1e3:.1f} ms, "
-            f"worst {max(times) * 1e3:.1f} ms; first audio once cached worst "
-            f"{max(first) * 1e3:.2f} ms"
+            f"\n{voice_name}: synthesis per sentence median {statistics.median(times) * 1e3:.1f} "
+            f"ms, worst {max(times) * 1e3:.1f} ms; first audio once cached: median "
+            f"{statistics.median(first) * 1e3:.2f} ms, worst {first[worst] * 1e3:.2f} ms "
+            f"({worst_id})"
         )
         for codec in codecs:
             char_err = char_total = 0
@@ -216,7 +219,11 @@ def main(argv: list[str] | None = None) -> int:
                         if args.verbose and e:
                             print(f"    {e / len(ref):.2f} {plain(heard)}")
                     else:
-                        got = reader.read_digits(heard).digits
+                        # the digits after "... là" (the text before it is not the password)
+                        tail = heard.split(" là ", 1)[-1] if " là " in heard else heard
+                        got = reader.read_digits(tail).digits
+                        if args.verbose and got != ref:
+                            print(f"    password: {edits(ref, got)} digit edit(s)")
                         digit_err += min(len(ref), edits(ref, got))
                         whole += got == ref
             n = max(1, len(passwords))

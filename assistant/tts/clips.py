@@ -8,7 +8,7 @@ off at an edge. :func:`prepare` makes every clip alike:
 * speech is found on 10 ms frames of the signal above 300 Hz, where the noise floor is low and
   fricatives (s, x, kh, h) stand out: frames above ``noise + above_noise_db`` (and no more than
   ``below_peak_db`` under the loudest), with ``pad_s`` kept either side;
-* the level of those speech frames (their mean power) is set to ``target_db``, with the peak
+* the active speech level (:func:`speech_level_db`) is set to ``target_db``, with the peak
   held under ``peak_limit_db``;
 * raised-cosine fades of ``fade_s`` at both ends, so the clip starts and ends at zero;
 * checks: ``onset_clipped`` / ``tail_clipped`` (speech already loud in the first / last 30 ms
@@ -63,12 +63,14 @@ def frame_db(x: npt.ArrayLike, rate: int, frame_s: float = FRAME_S) -> Float:
     return out
 
 
-def level_db(x: npt.ArrayLike, rate: int, *, floor_db: float = -50.0) -> float:
-    """Speech level: mean power of the 10 ms frames above ``floor_db``, in dB re full scale."""
-    db = frame_db(x, rate)
-    loud = db[db > floor_db]
-    if len(loud) == 0:
+def speech_level_db(x: npt.ArrayLike, rate: int, *, within_db: float = 25.0) -> float:
+    """Active speech level: mean power, above 300 Hz, of the 10 ms frames within ``within_db``
+    of the loudest one, in dB re full scale (``-inf`` for silence). Trimming does not change it,
+    so a prepared clip measures what it was levelled to."""
+    det = frame_db(highpass(x, rate, 300.0), rate)
+    if len(det) == 0 or det.max() <= -100.0:
         return float("-inf")
+    loud = det[det >= det.max() - within_db]
     return float(10.0 * np.log10(np.mean(10.0 ** (loud / 10.0))))
 
 
@@ -135,8 +137,7 @@ def prepare(samples: npt.ArrayLike, rate: int, s: PrepSettings | None = None) ->
     loud = np.flatnonzero(det >= threshold)
     if len(loud) == 0 or peak <= -90.0:
         raise ClipError("no speech found")
-    speech = det[loud[0] : loud[-1] + 1]
-    level = float(10.0 * np.log10(np.mean(10.0 ** (speech[speech >= threshold] / 10.0))))
+    level = speech_level_db(x, rate)
     flags: list[str] = []
     if np.abs(x).max() >= 32000:
         flags.append("source_clipping")

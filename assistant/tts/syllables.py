@@ -34,7 +34,7 @@ from assistant.audio.resample import resample_audio
 from assistant.core.errors import AssistantError, ConfigError, SynthesizerError
 from assistant.core.paths import voices_dir
 from assistant.core.ports import PCM, Audio, Synthesizer
-from assistant.tts.clips import fade, level_db, stretch, to_pcm16
+from assistant.tts.clips import fade, speech_level_db, stretch, to_pcm16
 from assistant.tts.pack import VoicePack
 from assistant.tts.spoken import Item, Normaliser, Pause, PauseKind, Role, SpokenForms, Syllable
 
@@ -229,7 +229,7 @@ class SyllableSynthesizer:
                     code="voice_fallback_failed",
                 ) from exc
             x = audio.samples.astype(np.float64)
-            level = level_db(x, self.pack.rate)
+            level = speech_level_db(x, self.pack.rate)
             if np.isfinite(level):
                 x *= 10.0 ** ((TARGET_LEVEL_DB - level) / 20.0)
             clip = self._at(_finish(_trim(x), self.pack.rate), rate)
