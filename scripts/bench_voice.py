@@ -14,11 +14,13 @@ dither) and is transcribed by viet-asr's own pipeline through the project's adap
 Figures per voice and codec:
 
 * password digits right: 1 - (digit edits / 8), the digits read by the dialog's number reader
-  from the transcript after its first "là" (the whole transcript when there is none); whole passwords: all 8 digits right and nothing extra;
+  from the transcript after its first "là" (the whole transcript when there is none); whole
+  passwords: all 8 digits right and nothing extra;
 * prompt CER: character edits / reference length, the reference being what the voice was asked
   to say (the normaliser's syllables: "VssID" is "vê ét ét ai đi"), both NFC, lower case, no
   punctuation;
-* synthesis time per sentence (median and worst, a fresh synthesiser: nothing cached) and
+* synthesis time per sentence (median and worst; a fresh synthesiser, its caches filling as it
+  goes) and
   first-audio time once cached (the worst over every prompt of ``PromptVoice.render`` after
   ``preload``, with a new password each time for the password prompts).
 
@@ -62,10 +64,11 @@ CODECS = {
 
 
 def make_voice(name: str) -> Synthesizer:
+    """The voice as the box makes it for a SIP call (the syllable voice renders at 8 kHz)."""
     if name == "syllables":
         from assistant.tts.syllables import SyllableSynthesizer
 
-        return SyllableSynthesizer()
+        return SyllableSynthesizer(output_rate=PHONE_RATE)
     from assistant.tts.pyttsx3 import Pyttsx3Synthesizer
 
     return Pyttsx3Synthesizer()

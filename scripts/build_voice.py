@@ -8,9 +8,10 @@ ordinals and count words, the spoken forms of data/spoken_forms.toml), prepares 
 index.tsv, ATTRIBUTION, LICENSE). Fails, naming the words and the prompts that use them, when a
 syllable is neither recorded nor derivable: so editing a prompt text and re-running this is all
 it takes to change what the box says. Clips flagged by the checks (clipped onset or tail, bad
-level, ...) are listed; ``--strict`` makes them an error. ``--words FILE`` adds words (one text
-per line), ``--all`` takes the whole inventory (for a listening pack outside the repository:
-``--out /tmp/lephuong-all``; it does not fit the 3 MB budget).
+level, ...) are listed; ``--strict`` makes them an error. ``--check voices/lephuong`` checks a
+built pack (complete for the prompts, levelled, faded) and lists its flagged clips.
+``--words FILE`` adds words (one text per line), ``--all`` takes the whole inventory (for a
+listening pack outside the repository: ``--out /tmp/lephuong-all``; it does not fit 3 MB).
 """
 
 from __future__ import annotations
@@ -30,8 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from assistant.core.errors import AssistantError
 from assistant.core.paths import PROJECT_ROOT
 from assistant.language.prompts import Prompts
-from assistant.tts.clips import ClipError, drop_onset, fade, prepare, to_pcm16
-from assistant.tts.pack import PackClip, write_pack
+from assistant.tts.clips import (
+    ClipError,
+    PrepSettings,
+    drop_onset,
+    fade,
+    prepare,
+    speech_level_db,
+    to_pcm16,
+)
+from assistant.tts.pack import PackClip, VoicePack, write_pack
 from assistant.tts.spoken import Normaliser, SpokenForms
 from assistant.tts.syllables import DEFAULT_VOICE, needed_syllables
 
@@ -66,9 +75,43 @@ def _commit(manifest: dict[str, str]) -> str:
     return ", ".join(sorted(commits)) or "unknown"
 
 
+def check_pack(folder: Path, *, level_tolerance_db: float = 3.0) -> int:
+    """Check a built pack: every syllable the prompts need is there, clips start and end at
+    zero, levels are within ``level_tolerance_db`` of the target; list the flagged clips."""
+    try:
+        pack = VoicePack(folder)
+        normaliser = Normaliser(SpokenForms.load())
+        prompts = Prompts.load()
+    except AssistantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problems: list[str] = []
+    needed = needed_syllables(prompts.templates, prompts.digit_words, prompts.ordinals, normaliser)
+    for syl, where in sorted(needed.items()):
+        if syl not in pack:
+            problems.append(f"{syl!r} is missing (needed by {', '.join(where)})")
+    target = PrepSettings().target_db
+    for word, clip in sorted(pack.clips.items()):
+        level = speech_level_db(clip.samples, pack.rate)
+        if abs(level - target) > level_tolerance_db:
+            problems.append(f"{word!r}: level {level:.1f} dB, target {target:.1f} dB")
+        if clip.samples[0] != 0 or clip.samples[-1] != 0:
+            problems.append(f"{word!r}: does not start and end at zero (not faded)")
+        flags = [f for f in clip.flags if not f.startswith("derived_from_")]
+        if flags:
+            print(f"flagged: {word} ({', '.join(flags)})")
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    print(f"{folder}: {len(pack.clips)} clips, {pack.seconds():.1f} s, {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--from", dest="source", type=Path, required=True, help="folder of <word>.wav")
+    ap.add_argument("--from", dest="source", type=Path, help="folder of <word>.wav")
+    ap.add_argument(
+        "--check", type=Path, metavar="PACK", help="only check a built pack (no --from needed)"
+    )
     ap.add_argument("--manifest", type=Path, help="source manifest (default: FROM/../manifest.tsv)")
     ap.add_argument(
         "--out", type=Path, default=PROJECT_ROOT / "voices" / DEFAULT_VOICE, help="pack folder"
@@ -79,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strict", action="store_true", help="flagged clips are an error")
     ap.add_argument("--license", type=Path, default=LICENSE_TEXT, help="GPL-3.0 text to ship")
     args = ap.parse_args(argv)
-
+    if args.check is not None:
+        return check_pack(args.check)
+    if args.source is None:
+        ap.error("--from is required (or --check PACK)")
     if not args.source.is_dir():
         print(f"error: {args.source} is not a folder", file=sys.stderr)
         return 2
