@@ -117,7 +117,7 @@ class Box:
                 if synthesizer is None:
                     from assistant.tts.factory import make_synthesizer
 
-                    synthesizer = make_synthesizer(settings.speech)
+                    synthesizer = make_synthesizer(settings.speech, output_rate=settings.voice_rate)
                     closers.append(synthesizer.close)
                 voice = PromptVoice(
                     prompts, synthesizer, settings.voice_rate, settings.speech.prompt_pack

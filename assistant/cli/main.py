@@ -11,28 +11,42 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 from assistant.accounts.store import default_db_url
 from assistant.cli import accounts as accounts_cli
+from assistant.core.dialog import Say
 from assistant.core.errors import AssistantError
 
 DEMO_CALLER = "0912345678"
+DEMO_AUDIO = Path("var") / "demo_call.wav"
 
 
 def run_text_call(
-    db_url: str, caller: str | None, infile: TextIO, outfile: TextIO, *, interactive: bool
+    db_url: str,
+    caller: str | None,
+    infile: TextIO,
+    outfile: TextIO,
+    *,
+    interactive: bool,
+    record: list[Say] | None = None,
 ) -> dict[str, object]:
-    """One typed conversation; returns the call summary (password never included)."""
+    """One typed conversation; returns the call summary (password never included).
+    ``record`` receives every prompt the box said."""
     from assistant.call.channels.text import TextChannel
+    from assistant.call.runtime import Channel
     from assistant.call.wiring import Box, BoxSettings, cli_caller
+    from assistant.cli.voice import SayRecorder
 
     with Box.open(BoxSettings(db_url=db_url)) as box:
         prompts = box.prompts
-        summary, _ = box.run_call(
-            lambda _session: TextChannel(prompts, infile, outfile, interactive=interactive),
-            caller=cli_caller(caller),
-        )
+
+        def channel(_session: object) -> Channel:
+            text = TextChannel(prompts, infile, outfile, interactive=interactive)
+            return text if record is None else SayRecorder(text, record)
+
+        summary, _ = box.run_call(channel, caller=cli_caller(caller))
     out = summary.as_dict()  # never holds the password unless asked to reveal it
     for detail in ("turns", "stages"):
         del out[detail]
@@ -62,10 +76,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     script = data_file("demo_call.txt").read_text(encoding="utf-8")
     lines = [ln for ln in script.splitlines() if not ln.startswith(";")]
     print(f"\n--- Cuộc gọi mẫu từ số {args.caller} ---")
+    says: list[Say] = []
+    script_in = io.StringIO("\n".join(lines) + "\n")
     result = run_text_call(
-        args.db, args.caller, io.StringIO("\n".join(lines) + "\n"), sys.stdout, interactive=False
+        args.db, args.caller, script_in, sys.stdout, interactive=False, record=says
     )
     print(json.dumps(result, ensure_ascii=False))
+    if not args.no_audio:
+        from assistant.cli.voice import write_call_audio
+
+        seconds = write_call_audio(says, args.out_audio)
+        print(f"\nÂm thanh cuộc gọi mẫu ({seconds:.0f} s): {args.out_audio.absolute()}")
     print(
         f"\nThử tiếp: python -m assistant chat --caller {args.caller}   "
         "(gõ mã số, '#' + phím bấm, dòng trống = im lặng, Ctrl-D = gác máy)"
@@ -86,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", default=default_db_url(), help="SQLAlchemy URL (default: %(default)s)"
     )
     demo.add_argument("--caller", default=DEMO_CALLER, help="demo caller number")
+    demo.add_argument(
+        "--out-audio",
+        type=Path,
+        default=DEMO_AUDIO,
+        help="write what the box says, in its voice, to this WAV (default: %(default)s)",
+    )
+    demo.add_argument("--no-audio", action="store_true", help="print only, write no WAV")
     demo.set_defaults(func=cmd_demo)
 
     chat = sub.add_parser("chat", help="the whole conversation typed in the terminal")
@@ -97,8 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     accounts_cli.register(sub)
     from assistant.cli import speech as voice_cli
+    from assistant.cli import voice as say_cli
 
     voice_cli.register(sub)
+    say_cli.register(sub)
     return parser
 
 

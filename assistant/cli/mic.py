@@ -282,7 +282,7 @@ def run_mic(settings: MicSettings) -> dict[str, Any]:
     )
     recognizer = make_recognizer(settings.speech)
     try:
-        synthesizer = make_synthesizer(settings.speech)
+        synthesizer = make_synthesizer(settings.speech, output_rate=settings.rate)
         try:
             with media:
                 return run_mic_with(media, recognizer, synthesizer, settings)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.accounts.store import default_db_url
-from assistant.core.settings import ASR_ENGINES, DEFAULT_ASR, SpeechSettings
+from assistant.core.settings import ASR_ENGINES, DEFAULT_ASR, DEFAULT_VOICE, VOICES, SpeechSettings
 
 PHONE_RATE = 8000
 
@@ -26,7 +26,17 @@ def add_speech_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_voice_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tts-rate", type=int, default=160, help="speech rate, words/minute")
+    parser.add_argument(
+        "--voice",
+        choices=VOICES,
+        default=DEFAULT_VOICE,
+        help="syllables: the recorded speaker (espeak-ng for words it lacks); espeak: espeak-ng "
+        "(default: %(default)s)",
+    )
+    parser.add_argument("--voice-pack", type=Path, help="syllable voice pack folder")
+    parser.add_argument(
+        "--tts-rate", type=int, default=160, help="espeak speech rate, words/minute"
+    )
     parser.add_argument(
         "--prompt-pack",
         type=Path,
@@ -41,6 +51,8 @@ def speech_settings(args: argparse.Namespace) -> SpeechSettings:
         asr_threads=args.asr_threads,
         tts_rate_wpm=getattr(args, "tts_rate", 160),
         prompt_pack=getattr(args, "prompt_pack", None),
+        voice=getattr(args, "voice", DEFAULT_VOICE),
+        voice_pack=getattr(args, "voice_pack", None),
     )
 
 

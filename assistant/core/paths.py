@@ -47,3 +47,14 @@ def shared_corpus_dir() -> Path | None:
     env = os.environ.get("VSSID_CORPUS_DIR")
     path = Path(env) if env else PROJECT_ROOT.parent / "shared" / "corpus" / "real_vi_dev"
     return path if path.is_dir() else None
+
+
+def voices_dir() -> Path:
+    """``$VSSID_VOICES_DIR``, else ``voices/`` of a source checkout, else the installed copy."""
+    env = os.environ.get("VSSID_VOICES_DIR")
+    if env:
+        return Path(env)
+    local = PROJECT_ROOT / "voices"
+    if local.is_dir():
+        return local
+    return Path(sys.prefix) / "share" / "vssid-assistant" / "voices"

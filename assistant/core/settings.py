@@ -41,6 +41,8 @@ class DialogSettings:
 ASR_ENGINES = ("onnx", "vietasr", "vosk")
 DEFAULT_ASR = "onnx"
 DEFAULT_VOSK_MODEL = "vosk-model-small-vn-0.4"
+VOICES = ("syllables", "espeak")  # the recorded speaker's syllables; espeak-ng (pyttsx3)
+DEFAULT_VOICE = "syllables"
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,8 @@ class SpeechSettings:
     tts_voice: str = "vi"
     tts_rate_wpm: int = 160
     prompt_pack: Path | None = None
+    voice: str = DEFAULT_VOICE
+    voice_pack: Path | None = None  # syllables: the pack folder (default voices/lephuong)
 
     def __post_init__(self) -> None:
         if self.asr not in ASR_ENGINES:
@@ -67,3 +71,9 @@ class SpeechSettings:
             raise ConfigError("tts_rate_wpm must be within 80..300")
         if self.prompt_pack is not None and not self.prompt_pack.is_dir():
             raise ConfigError(f"prompt pack folder {self.prompt_pack} does not exist")
+        if self.voice not in VOICES:
+            raise ConfigError(f"unknown voice {self.voice!r}; choose one of {', '.join(VOICES)}")
+        if self.voice_pack is not None and self.voice != "syllables":
+            raise ConfigError("--voice-pack is only used by the syllables voice")
+        if self.voice_pack is not None and not self.voice_pack.is_dir():
+            raise ConfigError(f"voice pack folder {self.voice_pack} does not exist")
