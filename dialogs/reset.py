@@ -445,6 +445,11 @@ class ResetDialog:
 
     def _verified(self, state: ResetState, event: Event) -> Result:
         assert isinstance(event, LookupResult)
+        if event.throttled:
+            # Decided by the store before any lookup: the same words whether the code exists.
+            return self._end(
+                state, Outcome.THROTTLED, Say("throttled"), Say("other_ways"), Say("goodbye")
+            )
         if not event.matched:
             return self._end(state, Outcome.MISMATCH, Say("mismatch"), Say("goodbye"))
         assert state.caller is not None

@@ -59,6 +59,7 @@ def sample_events() -> list[tuple[str, Event]]:
         ("hang-up", HungUp()),
         ("match", LookupResult(True)),
         ("no match", LookupResult(False)),
+        ("throttled", LookupResult(False, throttled=True)),
         ("engine failed", EngineFailed("asr_decode_failed")),
         ("password", PasswordIssued("12345678")),
     ]

@@ -176,8 +176,9 @@ def test_check_password(
     code, out, _ = run(
         ["accounts", "check", "--db", ready, "--code", CODE, "--password", password], capsys
     )
-    assert code == 0
-    assert "valid" in out and password not in out and CODE not in out
+    assert code == 3  # valid, but an issued password: a change is due (must_change)
+    assert "valid" in out and "change is due" in out
+    assert password not in out and CODE not in out
     wrong = "1" * 8 if password != "1" * 8 else "2" * 8
     code, out, _ = run(
         ["accounts", "check", "--db", ready, "--code", CODE, "--password", wrong], capsys
@@ -193,7 +194,7 @@ def test_check_password(
     code, out, _ = run(
         ["accounts", "check", "--db", ready, "--code", CODE, "--password", "-"], capsys
     )
-    assert code == 0
+    assert code == 3
 
 
 def test_audit_prints_masked_rows(ready: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -544,3 +544,35 @@ def test_committed_speech_manifest() -> None:
         if r["file"].startswith("code0123456789_single3") and r["sample_rate"] == "8000"
     )
     assert digits_8k == "0123456789"
+
+
+@pytest.mark.parametrize("rate", [1, 3999, 192_001, 2**32 - 1])
+def test_hostile_sample_rates_are_refused_before_decoding(rate: int) -> None:
+    """A 1 KB file whose header claims 1 Hz or 2**32-1 Hz used to hang the resampler for
+    seconds and allocate gigabytes: now the header alone is refused."""
+    header = bytearray(pack_wav(b"\x01\x02" * 500, rate=8000, channels=1, bits=16, format_tag=1))
+    header[24:28] = struct.pack("<I", rate)  # the fmt chunk's sample rate
+    hostile = bytes(header)
+    error = _error(hostile)
+    assert error.code == "audio_unreadable"
+    assert f"sample rate {rate} Hz" in error.message
+    with pytest.raises(AudioError):
+        wav_info(hostile)
+
+
+@pytest.mark.parametrize("rate", [4000, 8000, 192_000])
+def test_sample_rates_within_bounds_still_read(rate: int) -> None:
+    x = tone(440.0, 0.05, rate)
+    assert read_wav(to_wav_bytes(Audio(x, rate)), rate).rate == rate
+
+
+def test_sizes_that_do_not_fit_the_file_are_refused() -> None:
+    valid = to_wav_bytes(Audio(tone(440.0, 0.1, 8000), 8000))
+    declares_more = valid[:40] + struct.pack("<I", 0x10000) + valid[44:]  # 64 KB in a 1.6 KB file
+    assert "truncated" in _error(declares_more).message
+    huge_fmt = valid[:16] + struct.pack("<I", 0x7FFFFFF0) + valid[20:]  # fmt chunk past the end
+    assert _error(huge_fmt).code == "audio_unreadable"
+    wide = pack_wav(
+        b"\x00" * 1024, rate=8000, channels=1, bits=16, format_tag=FORMAT_PCM, block_align=1024
+    )  # 8192-bit samples
+    assert _error(wide).code == "audio_unreadable"

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import MetaData, event, select, text
 from sqlalchemy import exc as sa_exc
 
+from assistant.accounts.limits import LimitSettings
 from assistant.accounts.passwords import (
     DEFAULT_PARAMS,
     HashFormatError,
@@ -40,6 +41,10 @@ PHONE = "0912345678"
 OTHER_CODE = "7912345680"
 OTHER_PHONE = "0987654321"
 FAST = ScryptParams(n=2**6, r=8, p=1)  # cheap hashes for tests; the format is the same
+# The limits across calls have their own tests (test_limits.py); here resets repeat freely.
+LENIENT = LimitSettings(
+    phone_lookups=1000, phone_issues=1000, code_lookups=1000, account_issues=1000
+)
 
 
 @pytest.fixture
@@ -49,7 +54,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(db_path: Path) -> Iterator[SqlAccountStore]:
-    s = SqlAccountStore(f"sqlite:///{db_path}", scrypt_params=FAST)
+    s = SqlAccountStore(f"sqlite:///{db_path}", scrypt_params=FAST, limits=LENIENT)
     s.create_schema()
     s.add_account(CODE, PHONE)
     s.add_account(OTHER_CODE, OTHER_PHONE)
@@ -302,7 +307,8 @@ def test_reset_issues_a_password_and_stores_only_its_hash(
     assert second is not None
     assert len(second) == 8 and second.isdigit()
     assert second != first  # 1 chance in 10**8 of a false alarm
-    assert before["password_hash"] != account(store)["password_hash"]
+    assert before["issued_hash"] != account(store)["issued_hash"]
+    assert account(store)["password_hash"] is None  # issued passwords are pending until used
 
     assert store.check_password(CODE, second) is True
     assert store.check_password(CODE, first) is False
@@ -366,6 +372,7 @@ def test_reset_rechecks_inside_the_transaction(
     store: SqlAccountStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The pair stops matching between the lookup and the update: nothing changes."""
+    store.keyed_digest("warm", "up")  # the install secret, made once on first use
     before = dump_database(store)
     monkeypatch.setattr(store, "matches", lambda phone, code: True)
     assert store.reset_password(OTHER_PHONE, CODE, call_id="c", caller_source="none") is None
@@ -495,14 +502,14 @@ def test_locked_database_is_store_locked_and_loses_nothing(
     db_path: Path, journal_mode: str
 ) -> None:
     url = f"sqlite:///{db_path}"
-    with SqlAccountStore(url, scrypt_params=FAST) as setup:
+    with SqlAccountStore(url, scrypt_params=FAST, limits=LENIENT) as setup:
         setup.create_schema()
         setup.add_account(CODE, PHONE)
         old = setup.reset_password(PHONE, CODE, call_id="c1", caller_source="none")
     assert old is not None
     locker = sqlite3.connect(db_path, isolation_level=None)
     locker.execute(f"PRAGMA journal_mode={journal_mode}")
-    store = SqlAccountStore(url, busy_timeout=0.05, scrypt_params=FAST)
+    store = SqlAccountStore(url, busy_timeout=0.05, scrypt_params=FAST, limits=LENIENT)
     try:
         locker.execute("BEGIN EXCLUSIVE")
         try:
@@ -510,22 +517,22 @@ def test_locked_database_is_store_locked_and_loses_nothing(
                 store.reset_password(PHONE, CODE, call_id="c2", caller_source="none")
             assert info.value.code == "store_locked"
             assert CODE not in str(info.value) and PHONE not in str(info.value)
-            with pytest.raises(StoreError) as info:
-                store.record(
-                    call_id="c3", phone=PHONE, code=CODE, outcome="x", caller_source="none"
-                )
-            assert info.value.code == "store_locked"
+            # the audit row of a call that ends now is kept, not lost, and not raised
+            store.record(call_id="c3", phone=PHONE, code=CODE, outcome="x", caller_source="none")
+            assert store.pending_audit_rows() == 1
         finally:
             locker.execute("ROLLBACK")
-        # nothing lost, nothing half-done: the old password still works, one audit row
+        # nothing lost, nothing half-done: the issued password still works, one audit row
         assert store.check_password(CODE, old)
         assert store.must_change(CODE) is True
         assert [e.call_id for e in store.audit_rows(10)] == ["c1"]
-        # and once the lock is gone the same call works
+        # and once the lock is gone the same call works, and the kept row is written
         new = store.reset_password(PHONE, CODE, call_id="c2", caller_source="none")
         assert new is not None
         assert store.check_password(CODE, new)
-        assert [e.call_id for e in store.audit_rows(10)] == ["c2", "c1"]
+        store.record(call_id="c4", phone=None, code=None, outcome="x", caller_source="none")
+        assert store.pending_audit_rows() == 0
+        assert [e.call_id for e in store.audit_rows(10)] == ["c4", "c3", "c2", "c1"]
     finally:
         store.close()
         locker.close()
@@ -735,7 +742,7 @@ def test_generate_password() -> None:
 def test_hash_format_and_verify() -> None:
     stored = hash_password("12345678")
     scheme, params, salt, key = stored.split("$")
-    assert (scheme, params) == ("scrypt", "n=16384,r=8,p=1")
+    assert (scheme, params) == ("scrypt", "n=131072,r=8,p=1")  # OWASP's scrypt minimum
     assert len(salt) == 24 and len(key) == 44  # base64 of 16 and 32 bytes
     assert "12345678" not in stored
     assert verify_password("12345678", stored)
@@ -774,3 +781,57 @@ def test_scrypt_params_validation() -> None:
     for kwargs in ({"n": 1000}, {"n": 1}, {"r": 0}, {"p": 0}, {"n": 2**21}):
         with pytest.raises(ConfigError):
             ScryptParams(**kwargs)
+
+
+def test_import_csv_unterminated_quote_spoils_only_its_line(
+    store: SqlAccountStore, tmp_path: Path
+) -> None:
+    csv_file = write(
+        tmp_path / "quote.csv",
+        "code,phone\n"  # 1
+        "4801357924,0358246813\n"  # 2 good
+        '"2222222222,0912000111\n'  # 3 unterminated quote
+        "3333333333,0912000333\n"  # 4 good: still read
+        '4444444444,"0912 000 444"x\n'  # 5 junk after a quote
+        "5555555555,0912000555\n",  # 6 good
+    )
+    report = store.import_csv(csv_file)
+    assert (report.rows, report.added) == (5, 3)
+    assert [(p.line, p.reason.startswith("malformed CSV row")) for p in report.problems] == [
+        (3, True),
+        (5, True),
+    ]
+    assert "2222222222" not in str(report.problems[0])
+    for code, phone in (("4801357924", "0358246813"), ("3333333333", "0912000333")):
+        assert store.matches(phone, code)
+    assert store.matches("0912000555", "5555555555")
+    assert not store.matches("0912000111", "2222222222")
+
+
+def test_audit_rows_survive_a_database_that_is_down_at_close(tmp_path: Path) -> None:
+    """A call ends while the database refuses writes until the box stops: its row goes to the
+    spool file, and the next store on that database writes it with its first audit row."""
+    db = tmp_path / "spool.sqlite3"
+    url = f"sqlite:///{db}"
+    with SqlAccountStore(url, scrypt_params=FAST) as setup:
+        setup.create_schema()
+    locker = sqlite3.connect(db, isolation_level=None)
+    store = SqlAccountStore(url, busy_timeout=0.05, scrypt_params=FAST)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        store.record(
+            call_id="down", phone=PHONE, code=CODE, outcome="hung_up", caller_source="none"
+        )
+        assert store.pending_audit_rows() == 1
+        store.close()
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    spool = Path(f"{db}.audit-spool.jsonl")
+    assert spool.exists()
+    text_ = spool.read_text()
+    assert CODE not in text_ and PHONE not in text_ and "*******789" in text_
+    with SqlAccountStore(url, scrypt_params=FAST) as later:
+        later.record(call_id="next", phone=None, code=None, outcome="gave_up", caller_source="none")
+        assert [e.call_id for e in later.audit_rows(10)] == ["next", "down"]
+    assert not spool.exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,8 +52,13 @@ def _header_index(header: Sequence[str], names: Sequence[str]) -> int | None:
     return None
 
 
-def _read_csv(path: str | os.PathLike[str]) -> list[tuple[int, str, str]]:
-    """``(line number, code, phone)`` per non-blank data row; CsvImportError when unreadable."""
+def _read_csv(
+    path: str | os.PathLike[str],
+) -> tuple[list[tuple[int, str, str]], list[ImportProblem]]:
+    """``(line number, code, phone)`` per non-blank data row, and the rows that could not be
+    parsed (an unterminated quote...), each with its line number. Every physical line is one
+    record (codes and phones never span lines), so a bad quote spoils its own line only and
+    the rows after it are still read. CsvImportError when the file is unreadable."""
     name = os.fspath(path)
     try:
         with open(name, encoding="utf-8-sig", newline="") as handle:
@@ -65,31 +69,41 @@ def _read_csv(path: str | os.PathLike[str]) -> list[tuple[int, str, str]]:
         raise CsvImportError(
             f"cannot read {name}: not UTF-8 text (byte {error.start}); save it as CSV UTF-8"
         ) from None
-    first_line = content.split("\n", 1)[0]
+    lines = content.split("\n")
+    first_line = lines[0]
     delimiter = ","
     if "," not in first_line:
         delimiter = ";" if ";" in first_line else ("\t" if "\t" in first_line else ",")
-    reader = csv.reader(io.StringIO(content), delimiter=delimiter)
     code_col = phone_col = None
-    result: list[tuple[int, str, str]] = []
-    try:
-        for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
+    rows: list[tuple[int, str, str]] = []
+    problems: list[ImportProblem] = []
+    for number, raw in enumerate(lines, start=1):
+        line = raw.removesuffix("\r")
+        if not line.strip():
+            continue
+        try:
+            row = next(csv.reader([line], delimiter=delimiter, strict=True))
+        except csv.Error as error:
+            if code_col is None:
+                raise CsvImportError(
+                    f"{name}: line {number}: malformed CSV header ({error})"
+                ) from None
+            problems.append(ImportProblem(number, f"malformed CSV row ({error})"))
+            continue
+        if not any(cell.strip() for cell in row):
+            continue
+        if code_col is None or phone_col is None:
+            code_col = _header_index(row, _CODE_HEADERS)
+            phone_col = _header_index(row, _PHONE_HEADERS)
             if code_col is None or phone_col is None:
-                code_col = _header_index(row, _CODE_HEADERS)
-                phone_col = _header_index(row, _PHONE_HEADERS)
-                if code_col is None or phone_col is None:
-                    raise CsvImportError(
-                        f"{name}: line {reader.line_num} must be the header code,phone "
-                        "(or ma_so_bhxh,so_dien_thoai)"
-                    )
-                continue
-            width = max(code_col, phone_col) + 1
-            cells = row + [""] * (width - len(row))
-            result.append((reader.line_num, cells[code_col], cells[phone_col]))
-    except csv.Error as error:
-        raise CsvImportError(f"{name}: line {reader.line_num}: malformed CSV ({error})") from None
+                raise CsvImportError(
+                    f"{name}: line {number} must be the header code,phone "
+                    "(or ma_so_bhxh,so_dien_thoai)"
+                )
+            continue
+        width = max(code_col, phone_col) + 1
+        cells = row + [""] * (width - len(row))
+        rows.append((number, cells[code_col], cells[phone_col]))
     if code_col is None:
         raise CsvImportError(f"{name}: empty file (expected the header code,phone)")
-    return result
+    return rows, problems

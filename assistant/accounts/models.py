@@ -1,9 +1,14 @@
-"""The SQL schema (SQLAlchemy 2 declarative models): accounts and the reset audit trail.
+"""The SQL schema (SQLAlchemy 2 declarative models): accounts, the reset audit trail, limits.
 
 What is stored: per account the 10-digit social-insurance code (unique), the registered phone in
-national form, the scrypt hash of the last issued password (never the password), ``must_change``
-and UTC timestamps. Audit rows hold masked phone and code only (``*******678``). The SQL stays
+national form, the scrypt hash of the current password, the hash of a pending issued password
+with its expiry (valid alongside the current one until first use or 24 h, never the password),
+``must_change`` and UTC timestamps. Audit rows hold masked phone and code only
+(``*******678``), where the number came from and the peer's address class. Throttle events
+(limits across calls) are keyed by HMACs of numbers and codes, never the values. The SQL stays
 portable (no dialect-specific types) so several boxes can share one PostgreSQL database.
+Schema changes ship as Alembic revisions (``migrations/versions``); ``0002_limits`` adds what
+issue 12 added here.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Index,
     Integer,
     MetaData,
     String,
@@ -83,6 +89,12 @@ class Account(Base):
     must_change: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The pending issued password (one-time, must change): its hash and validity.
+    issued_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    issued_expires_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime, default=None, index=True
+    )
 
     def __repr__(self) -> str:
         return (
@@ -103,3 +115,32 @@ class AuditRow(Base):
     code_masked: Mapped[str] = mapped_column(String(32))
     outcome: Mapped[str] = mapped_column(String(LABEL_MAX))
     caller_source: Mapped[str] = mapped_column(String(LABEL_MAX))
+    peer_class: Mapped[str] = mapped_column(
+        String(LABEL_MAX), default="local", server_default="local"
+    )
+
+
+class ThrottleEvent(Base):
+    """One counted attempt (:mod:`assistant.accounts.limits`): a lookup or an issued password,
+    keyed by an HMAC of the number or code (never the value itself), with a masked hint."""
+
+    __tablename__ = "throttle_events"
+    __table_args__ = (Index("ix_throttle_events_key_kind_at", "key", "kind", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(64))
+    hint: Mapped[str] = mapped_column(String(32))
+    allowed: Mapped[bool] = mapped_column(Boolean)
+
+
+class InstallSecret(Base):
+    """Per-install secrets, made on first use and shared by every box on the database (the
+    key of the limits' HMACs and of the Call-ID hashes in call summaries)."""
+
+    __tablename__ = "install_secrets"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -8,9 +8,24 @@ password check, audit listing, health). Any SQLAlchemy URL works; the default is
 (:func:`default_db_url`). SQL stays portable (no dialect-specific statements) so several boxes
 can share one PostgreSQL database.
 
-What is stored: per account the 10-digit social-insurance code (unique), the registered phone in
-national form, the scrypt hash of the last issued password (never the password), ``must_change``
-and UTC timestamps. Audit rows hold masked phone and code only (``*******678``).
+What is stored: see :mod:`assistant.accounts.models`. Audit rows hold masked phone and code
+only (``*******678``).
+
+Password policy (issue 12: the old password is not killed by a stranger). A reset does not
+replace the account's password: it adds a one-time, must-change credential valid for 24 h
+(``ISSUED_VALID``) alongside the current one. Its first use (``accounts check``, standing in
+for the VssID login) makes it the current password with ``must_change`` set, so the old one
+stops working only then; using the old password first voids the pending one (the holder is
+still in control); unused, it expires. Hashes use the OWASP scrypt parameters; older ones are
+verified with their own parameters and rehashed on use (``needs_rehash``).
+
+Limits across calls and boxes (:mod:`assistant.accounts.limits`) are counted in the same
+database by :meth:`SqlAccountStore.lookup` and :meth:`SqlAccountStore.reset_password`; an
+audit row that cannot be written when a call ends is kept and written with the next one (and
+at :meth:`close`, into ``audit_spool`` if the database is still down), so every call leaves
+exactly one row. The module is long because the port, the operators' methods and these
+policies share one transaction discipline; the pieces that stand alone live beside it
+(models, limits, CSV reading, password hashing).
 
 Every database failure is raised as :class:`assistant.core.errors.StoreError` with one of the stable
 codes ``store_locked`` (SQLite busy past the timeout, lock timeouts elsewhere),
@@ -24,18 +39,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import logging
 import os
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from enum import Enum
+from datetime import UTC, datetime, timedelta
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Engine,
     create_engine,
+    delete,
     func,
     insert,
     select,
@@ -50,7 +69,24 @@ from assistant.accounts.csv_import import (
     ImportReport,
     _read_csv,
 )
-from assistant.accounts.models import CALL_ID_MAX, LABEL_MAX, Account, AuditRow, Base, _utcnow
+from assistant.accounts.limits import (
+    Counted,
+    LimitKind,
+    LimitSettings,
+    ThrottleEntry,
+    count_events,
+    install_secret,
+    keyed_digest,
+)
+from assistant.accounts.models import (
+    CALL_ID_MAX,
+    LABEL_MAX,
+    Account,
+    AuditRow,
+    Base,
+    ThrottleEvent,
+    _utcnow,
+)
 from assistant.accounts.passwords import (
     DEFAULT_LENGTH,
     DEFAULT_PARAMS,
@@ -59,10 +95,11 @@ from assistant.accounts.passwords import (
     check_length,
     generate_password,
     hash_password,
+    needs_rehash,
     verify_password,
 )
-from assistant.core.errors import StoreError
-from assistant.core.ports import AuditEntry
+from assistant.core.errors import StoreError, ThrottledError
+from assistant.core.ports import AuditEntry, LookupVerdict, PeerClass
 from assistant.language.phone import (
     CodeError,
     PhoneError,
@@ -83,6 +120,7 @@ __all__ = [
     "CsvImportError",
     "ImportProblem",
     "ImportReport",
+    "PasswordCheck",
     "SqlAccountStore",
     "default_db_url",
 ]
@@ -96,6 +134,20 @@ DEFAULT_DB_URL = "sqlite:///" + DEFAULT_DB_PATH.as_posix()
 DEFAULT_BUSY_TIMEOUT = 5.0
 
 _CHUNK = 500  # codes per IN (...) query: well under every backend's parameter limit
+#: How long an issued password stays usable if nobody uses it.
+ISSUED_VALID = timedelta(hours=24)
+_LIMITS_SECRET = "limits"  # noqa: S105 (the name of the secret, not a secret)
+_AUDIT_RETRIES = 3
+
+log = logging.getLogger("assistant.accounts")
+
+
+class PasswordCheck(StrEnum):
+    """What ``accounts check`` answers about a password."""
+
+    VALID = "valid"
+    CHANGE_DUE = "change_due"  # valid, but a temporary password: it must be changed now
+    INVALID = "invalid"
 
 
 def default_db_url() -> str:
@@ -201,6 +253,18 @@ def _code_key(code: str) -> str:
         return str(code)[:32]
 
 
+_NO_ISSUED: dict[str, Any] = {"issued_hash": None, "issued_at": None, "issued_expires_at": None}
+
+
+def _same_or_null(column: Any, value: str | None) -> Any:
+    """``column = value`` (``IS NULL`` for None): the row is still as it was read."""
+    return column.is_(None) if value is None else column == value
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _same_phone(given: str, stored: str | None) -> bool:
     """Constant-time equality on fixed-size digests (lengths do not leak either)."""
     left = hashlib.sha256(given.encode("utf-8")).digest()
@@ -236,6 +300,10 @@ class SqlAccountStore:
 
     ``busy_timeout``: seconds an SQLite connection waits for a lock before ``store_locked``.
     ``scrypt_params``: cost of new password hashes (stored hashes keep their own parameters).
+    ``limits``: the limits across calls (default: ``$VSSID_LIMITS``, else NIST-style defaults).
+    ``clock``: the current UTC time (tests move it). ``audit_spool``: a JSON-lines file for
+    audit rows still unwritten at :meth:`close` (default for an SQLite file: beside it, with
+    the suffix ``.audit-spool.jsonl``); they are written with the next audit row.
     """
 
     def __init__(
@@ -245,12 +313,23 @@ class SqlAccountStore:
         password_length: int = DEFAULT_LENGTH,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         scrypt_params: ScryptParams = DEFAULT_PARAMS,
+        limits: LimitSettings | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        audit_spool: Path | None = None,
     ) -> None:
         self._password_length = check_length(password_length)
         self._params = scrypt_params
+        self.limits = limits if limits is not None else LimitSettings.from_env()
+        self._clock = clock
         self._dummy_hash: str | None = None
+        self._limit_secret: str | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._pending_guard = threading.Lock()
         self._engine, self._is_sqlite_file = _make_engine(url, busy_timeout)
         self.url = self._engine.url.render_as_string(hide_password=True)
+        if audit_spool is None and self._is_sqlite_file and self._engine.url.database:
+            audit_spool = Path(self._engine.url.database + ".audit-spool.jsonl")
+        self.audit_spool = audit_spool
 
     def __repr__(self) -> str:
         return f"SqlAccountStore({self.url!r})"
@@ -292,6 +371,14 @@ class SqlAccountStore:
         return info
 
     def close(self) -> None:
+        """Write the audit rows still pending (or spool them), then release the engine."""
+        with self._pending_guard:
+            pending, self._pending = self._pending, []
+        if pending:
+            try:
+                self._insert_audit(pending)
+            except StoreError as error:
+                self._spool(pending, error)
         self._engine.dispose()
 
     # -- the AccountStore port ---------------------------------------------------------------
@@ -310,36 +397,68 @@ class SqlAccountStore:
         return _same_phone(phone_key, stored)
 
     def reset_password(
-        self, phone: str, code: str, *, call_id: str, caller_source: str
+        self,
+        phone: str,
+        code: str,
+        *,
+        call_id: str,
+        caller_source: str,
+        peer_class: str = PeerClass.LOCAL.value,
     ) -> str | None:
-        """A new password for the account, or ``None`` (nothing changed) if the pair does not
-        match. In one transaction: the update, conditional on code *and* phone still matching
-        (the re-check, atomic on every backend), then the ``password_issued`` audit row."""
+        """A new one-time password for the account, or ``None`` (nothing changed) if the pair
+        does not match. In one transaction: the pending credential, conditional on code *and*
+        phone still matching (the re-check, atomic on every backend; the row lock also orders
+        concurrent resets of one account), the issue limits (ThrottledError, nothing changed,
+        when the number or the account has had its passwords for the window), then the
+        ``password_issued`` audit row. The current password keeps working (module doc)."""
         if not self.matches(phone, code):
             return None
         phone_key = normalize_phone(phone)
         code_key = normalize_code(code)
         password = generate_password(self._password_length)
         hashed = hash_password(password, self._params)  # slow: before taking any write lock
-        now = _utcnow()
+        self._ensure_secret()
+        now = self._clock()
         audit = self._audit_values(
             call_id=call_id,
             phone=phone_key,
             code=code_key,
             outcome="password_issued",
             caller_source=caller_source,
+            peer_class=peer_class,
             at=now,
         )
         what = f"could not issue a password for account {mask_code(code_key)}"
         with _store_errors(what), self._engine.connect() as conn:
+            conn.execute(  # unused issued passwords of every account expire
+                update(Account)
+                .where(Account.issued_expires_at <= now)
+                .values(issued_hash=None, issued_at=None, issued_expires_at=None)
+            )
             result = conn.execute(
                 update(Account)
                 .where(Account.code == code_key, Account.phone == phone_key)
-                .values(password_hash=hashed, must_change=True, updated_at=now)
+                .values(
+                    issued_hash=hashed,
+                    issued_at=now,
+                    issued_expires_at=now + ISSUED_VALID,
+                    updated_at=now,
+                )
             )
             if result.rowcount != 1:
                 conn.rollback()
                 return None
+            issues = [
+                self._counted(LimitKind.PHONE_ISSUE, phone_key, code_key),
+                self._counted(LimitKind.ACCOUNT_ISSUE, phone_key, code_key),
+            ]
+            if not count_events(conn, self.limits, issues, now):
+                conn.rollback()
+                log.info("reset throttled (%s, %s)", mask_phone(phone_key), mask_code(code_key))
+                raise ThrottledError(
+                    "a password was issued for this number or account in the last "
+                    f"{self.limits.window_h:g} h"
+                )
             conn.execute(insert(AuditRow).values(**audit))
             conn.commit()
         return password
@@ -352,18 +471,190 @@ class SqlAccountStore:
         code: str | None,
         outcome: str,
         caller_source: str,
+        peer_class: str = PeerClass.LOCAL.value,
     ) -> None:
-        """Write the audit row of a call (masked phone and code)."""
+        """Write the audit row of a call (masked phone and code). When the database refuses,
+        the row is kept (logged, not raised: the call already ended) and written with the next
+        audit row or at :meth:`close`, so no call is left without its row."""
         values = self._audit_values(
             call_id=call_id,
             phone=phone,
             code=code,
             outcome=outcome,
             caller_source=caller_source,
-            at=_utcnow(),
+            peer_class=peer_class,
+            at=self._clock(),
         )
-        with _store_errors("could not write the audit row"), self._engine.begin() as conn:
-            conn.execute(insert(AuditRow).values(**values))
+        with self._pending_guard:
+            batch, self._pending = [*self._pending, *self._unspool(), values], []
+        try:
+            self._insert_audit(batch)
+        except StoreError as error:
+            with self._pending_guard:
+                self._pending = batch + self._pending
+                waiting = len(self._pending)
+            log.error(
+                "audit row of call %s deferred (%d waiting): %s",
+                values["call_id"],
+                waiting,
+                error,
+            )
+
+    def pending_audit_rows(self) -> int:
+        """Audit rows not written yet (the database refused them; they are retried)."""
+        with self._pending_guard:
+            return len(self._pending)
+
+    def _insert_audit(self, rows: list[dict[str, Any]]) -> None:
+        """Insert ``rows`` in one transaction, retrying a locked database a few times."""
+        for attempt in range(_AUDIT_RETRIES):
+            try:
+                with _store_errors("could not write the audit row"), self._engine.begin() as conn:
+                    conn.execute(insert(AuditRow), rows)
+                return
+            except StoreError as error:
+                if error.code != "store_locked" or attempt == _AUDIT_RETRIES - 1:
+                    raise
+
+    def _spool(self, rows: list[dict[str, Any]], error: StoreError) -> None:
+        if self.audit_spool is None:
+            log.error("%d audit row(s) lost, no spool file and %s", len(rows), error)
+            return
+        try:
+            with self.audit_spool.open("a", encoding="utf-8") as handle:
+                for row in rows:
+                    handle.write(json.dumps({**row, "at": row["at"].isoformat()}) + "\n")
+        except OSError as exc:
+            log.error("%d audit row(s) lost, cannot spool (%s)", len(rows), exc.strerror)
+            return
+        log.error("%d audit row(s) spooled to %s: %s", len(rows), self.audit_spool, error)
+
+    def _unspool(self) -> list[dict[str, Any]]:
+        """The rows a previous run spooled (removed from the spool: the caller writes them)."""
+        spool = self.audit_spool
+        if spool is None or not spool.exists():
+            return []
+        try:
+            lines = spool.read_text(encoding="utf-8").splitlines()
+            spool.unlink()
+        except OSError:
+            return []
+        rows = []
+        for line in lines:
+            try:
+                row = json.loads(line)
+                row["at"] = datetime.fromisoformat(row["at"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            rows.append(row)
+        return rows
+
+    # -- limits (see assistant.accounts.limits) --------------------------------------------
+
+    def _ensure_secret(self) -> str:
+        """The install's secret for keyed hashes, read (or made) in its own transaction."""
+        if self._limit_secret is None:
+            with _store_errors("could not read the install secret"), self._engine.connect() as conn:
+                secret = install_secret(conn, _LIMITS_SECRET, self._clock())
+                conn.commit()
+            self._limit_secret = secret
+        return self._limit_secret
+
+    def _counted(self, kind: LimitKind, phone: str, code: str) -> Counted:
+        secret = self._ensure_secret()
+        if kind.subject == "phone":
+            return Counted(kind, keyed_digest(secret, "phone", phone), mask_phone(phone))
+        return Counted(kind, keyed_digest(secret, "code", code), mask_code(code))
+
+    def keyed_digest(self, purpose: str, value: str) -> str:
+        """HMAC-SHA256 of ``value`` under the install's secret (hex): a stable pseudonym for
+        values that must not be stored or logged as they are (SIP Call-IDs)."""
+        return keyed_digest(self._ensure_secret(), purpose, value)
+
+    def lookup(self, phone: str, code: str) -> LookupVerdict:
+        """Whether ``code`` is registered to ``phone``, after the limits: each lookup counts
+        for the number and for the code, and a number or code over its limit, or one that
+        has had its passwords for the window, is THROTTLED without any lookup (so the answer
+        is the same whether the code exists or not)."""
+        phone_key = _phone_key(phone)
+        code_key = _code_key(code)
+        events = [
+            self._counted(LimitKind.PHONE_LOOKUP, phone_key, code_key),
+            self._counted(LimitKind.CODE_LOOKUP, phone_key, code_key),
+        ]
+        issued = [
+            self._counted(LimitKind.PHONE_ISSUE, phone_key, code_key),
+            self._counted(LimitKind.ACCOUNT_ISSUE, phone_key, code_key),
+        ]
+        now = self._clock()
+        with _store_errors("could not check the limits"), self._engine.connect() as conn:
+            allowed = count_events(conn, self.limits, events, now, also_full=issued)
+            conn.commit()
+        if not allowed:
+            log.info("lookup throttled (%s, %s)", mask_phone(phone), mask_code(code))
+            return LookupVerdict.THROTTLED
+        return LookupVerdict.MATCH if self.matches(phone, code) else LookupVerdict.MISMATCH
+
+    def throttles(self, *, include_all: bool = False) -> list[ThrottleEntry]:
+        """Counters in the window (only those at their limit unless ``include_all``)."""
+        now = self._clock()
+        since = now - self.limits.window
+        with _store_errors("could not read the throttles"), self._engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    ThrottleEvent.kind,
+                    ThrottleEvent.key,
+                    func.max(ThrottleEvent.hint),
+                    func.count(),
+                    func.min(ThrottleEvent.at),
+                    func.max(ThrottleEvent.at),
+                )
+                .where(ThrottleEvent.allowed.is_(True), ThrottleEvent.at > since)
+                .group_by(ThrottleEvent.kind, ThrottleEvent.key)
+            ).all()
+        out = []
+        for kind, key, hint, count, first, last in rows:
+            try:
+                limit = self.limits.limit(LimitKind(kind))
+            except ValueError:
+                continue
+            entry = ThrottleEntry(
+                kind=kind,
+                key=key[:12],
+                hint=hint,
+                count=int(count),
+                limit=limit,
+                last_at=_aware(last),
+                until=_aware(first) + self.limits.window,
+            )
+            if include_all or entry.throttled:
+                out.append(entry)
+        out.sort(key=lambda e: (e.kind, e.last_at))
+        return out
+
+    def unthrottle(self, *, phone: str | None = None, code: str | None = None) -> int:
+        """Clear the counters of a number (its lookups and issued passwords) or of a code (its
+        lookups and its account's issued passwords). Returns the counted events cleared."""
+        if (phone is None) == (code is None):
+            raise StoreError("unthrottle needs exactly one of phone or code", code="store_error")
+        secret = self._ensure_secret()
+        if phone is not None:
+            key = keyed_digest(secret, "phone", normalize_phone(phone))
+            kinds = [LimitKind.PHONE_LOOKUP.value, LimitKind.PHONE_ISSUE.value]
+        else:
+            assert code is not None
+            key = keyed_digest(secret, "code", normalize_code(code))
+            kinds = [LimitKind.CODE_LOOKUP.value, LimitKind.ACCOUNT_ISSUE.value]
+        with _store_errors("could not clear the throttle"), self._engine.connect() as conn:
+            which = (ThrottleEvent.key == key, ThrottleEvent.kind.in_(kinds))
+            counted = conn.execute(
+                select(func.count())
+                .select_from(ThrottleEvent)
+                .where(*which, ThrottleEvent.allowed.is_(True))
+            ).scalar_one()
+            conn.execute(delete(ThrottleEvent).where(*which))
+            conn.commit()
+        return int(counted)
 
     @staticmethod
     def _audit_values(
@@ -373,6 +664,7 @@ class SqlAccountStore:
         code: str | None,
         outcome: str,
         caller_source: str,
+        peer_class: str = PeerClass.LOCAL.value,
         at: datetime,
     ) -> dict[str, Any]:
         phone_key = None if phone is None else _phone_key(phone)
@@ -386,6 +678,7 @@ class SqlAccountStore:
             "code_masked": mask_code(code),
             "outcome": _label(outcome, "outcome"),
             "caller_source": _label(caller_source, "caller source"),
+            "peer_class": _label(peer_class, "peer class"),
         }
 
     # -- operator methods --------------------------------------------------------------------
@@ -433,8 +726,8 @@ class SqlAccountStore:
         reported with their line numbers; good rows are added in one transaction. Raises
         :class:`CsvImportError` when the file cannot be read or has no such header.
         """
-        rows = _read_csv(path)
-        report = ImportReport(rows=len(rows))
+        rows, unparsable = _read_csv(path)
+        report = ImportReport(rows=len(rows) + len(unparsable), problems=list(unparsable))
         seen: dict[str, int] = {}
         good: list[tuple[int, str, str]] = []
         for line, code_raw, phone_raw in rows:
@@ -459,7 +752,7 @@ class SqlAccountStore:
             else:
                 good.append((line, code_key, phone_key))
 
-        now = _utcnow()
+        now = self._clock()
         with _store_errors("could not import accounts"), self._engine.connect() as conn:
             registered: set[str] = set()
             codes = [code for _, code, _ in good]
@@ -492,17 +785,73 @@ class SqlAccountStore:
         return report
 
     def check_password(self, code: str, password: str) -> bool:
-        """Whether ``password`` is the current password of ``code``. Unknown codes and accounts
-        without a password cost the same scrypt work and give False."""
+        """Whether ``password`` opens account ``code`` (see :meth:`verify`, which this is)."""
+        return self.verify(code, password) is not PasswordCheck.INVALID
+
+    def verify(self, code: str, password: str) -> PasswordCheck:
+        """A login with ``password`` on account ``code``, under the policy of the module doc:
+        the pending issued password, on first use, becomes the current one (CHANGE_DUE from
+        then on, until changed); the current one is VALID (CHANGE_DUE when ``must_change``)
+        and voids a pending issued one; expired issued passwords are cleared. Hashes made with
+        older parameters are rehashed. Unknown codes cost the same scrypt work (INVALID)."""
         code_key = _code_key(code)
+        now = self._clock()
         what = f"could not look up account {mask_code(code)}"
         with _store_errors(what), self._engine.connect() as conn:
-            stored = conn.execute(
-                select(Account.password_hash).where(Account.code == code_key)
-            ).scalar_one_or_none()
-        if stored is None:
+            row = conn.execute(
+                select(
+                    Account.id,
+                    Account.password_hash,
+                    Account.must_change,
+                    Account.issued_hash,
+                    Account.issued_expires_at,
+                ).where(Account.code == code_key)
+            ).one_or_none()
+        if row is None or (row.password_hash is None and row.issued_hash is None):
             verify_password(password, self._dummy())
-            return False
+            return PasswordCheck.INVALID
+        pending = row.issued_hash is not None and (
+            row.issued_expires_at is not None and row.issued_expires_at > now
+        )
+        changes: dict[str, Any] = {}
+        result = PasswordCheck.INVALID
+        if row.issued_hash is not None and not pending:
+            changes.update(_NO_ISSUED)  # expired, unused
+        if pending and self._verify(password, row.issued_hash, code):
+            new_hash = row.issued_hash
+            if needs_rehash(new_hash, self._params):
+                new_hash = hash_password(password, self._params)
+            changes.update(_NO_ISSUED, password_hash=new_hash, must_change=True)
+            result = PasswordCheck.CHANGE_DUE
+        elif row.password_hash is not None and self._verify(password, row.password_hash, code):
+            if pending:
+                changes.update(_NO_ISSUED)  # the holder is still in control
+            if needs_rehash(row.password_hash, self._params):
+                changes["password_hash"] = hash_password(password, self._params)
+            result = PasswordCheck.CHANGE_DUE if row.must_change else PasswordCheck.VALID
+        if changes:
+            with _store_errors(what), self._engine.begin() as conn:
+                conn.execute(
+                    update(Account)
+                    .where(
+                        Account.id == row.id,
+                        _same_or_null(Account.issued_hash, row.issued_hash),
+                        _same_or_null(Account.password_hash, row.password_hash),
+                    )
+                    .values(**changes, updated_at=now)
+                )
+        return result
+
+    def expire_issued(self) -> int:
+        """Clear the issued passwords nobody used in time; returns how many."""
+        now = self._clock()
+        with _store_errors("could not expire issued passwords"), self._engine.begin() as conn:
+            result = conn.execute(
+                update(Account).where(Account.issued_expires_at <= now).values(**_NO_ISSUED)
+            )
+        return int(result.rowcount)
+
+    def _verify(self, password: str, stored: str, code: str) -> bool:
         try:
             return verify_password(password, stored)
         except HashFormatError as error:
@@ -535,6 +884,7 @@ class SqlAccountStore:
                 outcome=row.outcome,
                 caller_source=row.caller_source,
                 at=row.at.isoformat(timespec="milliseconds"),
+                peer_class=row.peer_class,
             )
             for row in rows
         ]

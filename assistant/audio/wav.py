@@ -9,6 +9,11 @@ raises :class:`~assistant.core.errors.AudioError` with one of these codes:
 * ``audio_unreadable``: not a RIFF/WAVE file, truncated, missing chunks, zero channels...
 * ``audio_empty``: a well-formed file with no samples;
 * ``audio_format_unsupported``: a valid WAV in an encoding we do not decode (ADPCM, MP3...).
+
+Headers are checked before anything is decoded or allocated: a sample rate outside 4-192 kHz,
+a chunk or data size that does not fit the file, or samples wider than 64 bits are
+``audio_unreadable`` at once (a 1 KB file claiming 1 Hz used to make the resampler run for
+seconds and allocate gigabytes).
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ _FORMAT_NAMES = {
 # size, so they write 0 or a huge placeholder (0x7FFFF000, 0x7FFFFFFF, 0xFFFFFFFF): such a data
 # chunk runs to the end of the file. A smaller size larger than the file means truncation.
 _PLACEHOLDER_SIZE = 0x7FFF0000
+#: Sample rates accepted in a header: telephone 8 kHz up to studio 192 kHz, with margin below.
+MIN_RATE = 4_000
+MAX_RATE = 192_000
+_MAX_CONTAINER_BITS = 64
 
 
 @dataclass(frozen=True)
@@ -66,8 +75,8 @@ def _parse_fmt(body: bytes, name: str) -> WavInfo:
     tag, channels, rate, _byte_rate, block_align, bits = struct.unpack("<HHIIHH", body[:16])
     if channels == 0:
         raise _unreadable(name, "zero channels")
-    if rate == 0:
-        raise _unreadable(name, "sample rate 0")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise _unreadable(name, f"sample rate {rate} Hz is outside {MIN_RATE}-{MAX_RATE} Hz")
     valid = bits
     if tag == FORMAT_EXTENSIBLE:
         if len(body) < 40:
@@ -83,6 +92,8 @@ def _parse_fmt(body: bytes, name: str) -> WavInfo:
     if block_align == 0 or block_align % channels:
         raise _unreadable(name, f"block align {block_align} for {channels} channels")
     container = block_align // channels * 8
+    if container > _MAX_CONTAINER_BITS:
+        raise _unreadable(name, f"{container}-bit samples (block align {block_align})")
     return WavInfo(tag, channels, rate, container, valid or container)
 
 

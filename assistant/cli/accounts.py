@@ -1,4 +1,5 @@
-"""Operator commands: ``init-db``, ``accounts add|import|check|audit`` and ``health``.
+"""Operator commands: ``init-db``, ``accounts add|import|check|audit|throttles|unthrottle``
+and ``health``.
 
 :func:`register` adds them to the main parser's sub-commands; each sets ``func`` (``args -> exit
 code``). Every command takes ``--db URL`` (default :func:`assistant.accounts.store.default_db_url`,
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from assistant.accounts.store import SqlAccountStore, default_db_url
+from assistant.accounts.store import PasswordCheck, SqlAccountStore, default_db_url
 from assistant.core.errors import AssistantError
 from assistant.language.phone import mask_code, mask_phone
 
@@ -70,7 +71,13 @@ def register(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
     imp.set_defaults(func=cmd_import)
 
     check = acc.add_parser(
-        "check", parents=[db], help="check a password (exit 0: valid, 1: not valid)"
+        "check",
+        parents=[db],
+        help="check a password as a login would (exit 0: valid, 1: not valid, 3: valid but a "
+        "temporary password that must be changed now)",
+        description="Stands in for the VssID login: the first use of an issued password makes "
+        "it the account's password (the old one stops working then) and a change is due "
+        "(exit 3); the old password, used first, voids the issued one.",
     )
     check.add_argument("--code", required=True, help="10-digit social-insurance code")
     check.add_argument(
@@ -85,6 +92,24 @@ def register(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
         "--limit", type=_positive_int, default=50, metavar="N", help="rows (default 50)"
     )
     audit.set_defaults(func=cmd_audit)
+
+    throttles = acc.add_parser(
+        "throttles",
+        parents=[db],
+        help="list the numbers and codes at their limit (masked, keyed hashes)",
+    )
+    throttles.add_argument(
+        "--all", action="store_true", help="every counter in the window, not only those at limit"
+    )
+    throttles.set_defaults(func=cmd_throttles)
+
+    unthrottle = acc.add_parser(
+        "unthrottle", parents=[db], help="clear the limits of one number or one code"
+    )
+    which = unthrottle.add_mutually_exclusive_group(required=True)
+    which.add_argument("--phone", help="clear this number's lookups and issued passwords")
+    which.add_argument("--code", help="clear this code's lookups and its account's passwords")
+    unthrottle.set_defaults(func=cmd_unthrottle)
 
     health = subparsers.add_parser(
         "health",
@@ -149,9 +174,16 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     def run(store: SqlAccountStore) -> int:
         masked = mask_code(args.code)
-        if store.check_password(args.code, password):
+        result = store.verify(args.code, password)
+        if result is PasswordCheck.VALID:
             print(f"password valid for account {masked}")
             return 0
+        if result is PasswordCheck.CHANGE_DUE:
+            print(
+                f"password valid for account {masked}, but it is a temporary password: "
+                "a change is due now (must_change)"
+            )
+            return 3
         print(f"password not valid for account {masked} (or no such account)")
         return 1
 
@@ -164,12 +196,48 @@ def cmd_audit(args: argparse.Namespace) -> int:
         if not entries:
             print("(no audit rows)")
             return 0
-        print(f"{'at (UTC)':<29} {'outcome':<16} {'caller':<12} {'code':<12} {'source':<20} call")
+        print(
+            f"{'at (UTC)':<29} {'outcome':<16} {'caller':<12} {'code':<12} {'source':<20} "
+            f"{'peer':<10} call"
+        )
         for e in entries:
             print(
                 f"{e.at:<29} {e.outcome:<16} {e.caller_masked:<12} {e.code_masked:<12} "
-                f"{e.caller_source:<20} {e.call_id}"
+                f"{e.caller_source:<20} {e.peer_class:<10} {e.call_id}"
             )
+        return 0
+
+    return _with_store(args, run)
+
+
+def cmd_throttles(args: argparse.Namespace) -> int:
+    def run(store: SqlAccountStore) -> int:
+        entries = store.throttles(include_all=args.all)
+        if not entries:
+            print("(no throttles)" if not args.all else "(no counters in the window)")
+            return 0
+        print(
+            f"{'kind':<14} {'hint':<12} {'key':<13} {'count':>5} {'limit':>5} "
+            f"{'throttled':<9} {'last (UTC)':<20} until (UTC)"
+        )
+        for e in entries:
+            print(
+                f"{e.kind:<14} {e.hint:<12} {e.key:<13} {e.count:>5} {e.limit:>5} "
+                f"{'yes' if e.throttled else 'no':<9} {e.last_at:%Y-%m-%d %H:%M:%S} "
+                f"{e.until:%Y-%m-%d %H:%M:%S}"
+            )
+        return 0
+
+    return _with_store(args, run)
+
+
+def cmd_unthrottle(args: argparse.Namespace) -> int:
+    def run(store: SqlAccountStore) -> int:
+        cleared = store.unthrottle(phone=args.phone, code=args.code)
+        what = (
+            f"number {mask_phone(args.phone)}" if args.phone else f"code {mask_code(args.code)}"
+        )
+        print(f"cleared {cleared} counted attempt(s) of {what}")
         return 0
 
     return _with_store(args, run)

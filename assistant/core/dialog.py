@@ -55,7 +55,11 @@ class HungUp:
 
 @dataclass(frozen=True)
 class LookupResult:
+    """The store's answer to a lookup; ``throttled``: a limit across calls was reached, decided
+    before any lookup (so it says nothing about the code)."""
+
     matched: bool
+    throttled: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,7 @@ class Outcome(StrEnum):
     TECHNICAL_ERROR = (
         "technical_error"  # an engine failed mid-call (recogniser, voice, store, line)
     )
+    THROTTLED = "throttled"  # a limit across calls (number, code, account) was reached
 
 
 @dataclass(frozen=True)

@@ -63,3 +63,10 @@ class TransportError(AssistantError):
     """The call transport (SIP stack, sound device) failed."""
 
     code = "transport_error"
+
+
+class ThrottledError(AssistantError):
+    """A limit that spans calls was reached (too many lookups or issued passwords for a number,
+    a code or an account in the window). Not a failure: the caller hears the throttled prompt."""
+
+    code = "throttled"

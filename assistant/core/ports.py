@@ -152,10 +152,19 @@ class CallerSource(StrEnum):
     NONE = "none"
 
 
+class PeerClass(StrEnum):
+    """Where the call came from, as far as trust goes (recorded in the audit trail)."""
+
+    TRUSTED = "trusted"  # a trusted peer's address (a trunk)
+    UNTRUSTED = "untrusted"  # any other network address, or one that could not be told
+    LOCAL = "local"  # not a network call: the command line, a replay, the microphone
+
+
 @dataclass(frozen=True)
 class CallerId:
     number: str | None
     source: CallerSource = CallerSource.CLI
+    peer: PeerClass = PeerClass.LOCAL
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,28 +228,58 @@ class AuditEntry:
     outcome: str
     caller_source: str = CallerSource.NONE.value
     at: str = ""  # ISO-8601 UTC, filled in by the store
+    peer_class: str = PeerClass.LOCAL.value
+
+
+class LookupVerdict(StrEnum):
+    """What a lookup with limits answers (the dialog hears the same words for an unknown code
+    and for a known code from another number; THROTTLED is decided before any lookup)."""
+
+    MATCH = "match"
+    MISMATCH = "mismatch"
+    THROTTLED = "throttled"
 
 
 class AccountStore(Protocol):
     """Accounts and audit trail. Raises :class:`assistant.core.errors.StoreError`.
 
     ``matches`` answers whether ``code`` is registered to ``phone`` (any accepted phone spelling),
-    doing the same work whether the code exists or not; it writes nothing. ``reset_password``
-    generates a new password, stores only its slow salted hash (the old one stops working),
-    writes the ``password_issued`` audit row in the same transaction and returns the clear
-    password; it returns ``None`` and changes nothing if the pair does not match (any more).
-    ``record`` writes the audit row of a call that ends without a reset. ``health`` checks the
-    database answers (and says what it is, nothing secret).
+    doing the same work whether the code exists or not; it writes nothing. ``lookup`` is the
+    call's lookup: it first counts the attempt against the limits that span calls (per number,
+    per code, per account) and answers THROTTLED, without looking, when one is reached.
+    ``reset_password`` generates a new password, stores only its slow salted hash as a
+    one-time credential (the old password keeps working until the new one is first used or
+    expires), writes the ``password_issued`` audit row in the same transaction and returns the
+    clear password; it returns ``None`` and changes nothing if the pair does not match (any
+    more), and raises :class:`~assistant.core.errors.ThrottledError` when the account or
+    number has had its passwords for the window. ``record`` writes the audit row of a call
+    that ends without a reset (never losing it: a row it cannot write now is written later).
+    ``health`` checks the database answers (and says what it is, nothing secret).
     """
 
     def matches(self, phone: str, code: str) -> bool: ...
 
+    def lookup(self, phone: str, code: str) -> LookupVerdict: ...
+
     def reset_password(
-        self, phone: str, code: str, *, call_id: str, caller_source: str
+        self,
+        phone: str,
+        code: str,
+        *,
+        call_id: str,
+        caller_source: str,
+        peer_class: str = PeerClass.LOCAL.value,
     ) -> str | None: ...
 
     def record(
-        self, *, call_id: str, phone: str | None, code: str | None, outcome: str, caller_source: str
+        self,
+        *,
+        call_id: str,
+        phone: str | None,
+        code: str | None,
+        outcome: str,
+        caller_source: str,
+        peer_class: str = PeerClass.LOCAL.value,
     ) -> None: ...
 
     def health(self) -> dict[str, object]: ...

@@ -53,6 +53,7 @@ class AuditRow:
     caller: str
     code: str
     caller_source: str
+    peer_class: str
     call_id: str
 
 
@@ -96,7 +97,7 @@ class AccountsCli:
         rows = []
         for line in proc.stdout.splitlines()[1:]:
             parts = line.split()
-            if len(parts) == 6:
+            if len(parts) == 7:
                 rows.append(AuditRow(*parts))
         return rows
 
