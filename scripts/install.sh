@@ -2,7 +2,9 @@
 # Install everything the box and its tests need into .venv (and the Debian packages, as root).
 #   scripts/install.sh          runtime + test tools
 # Debian packages: espeak-ng (the voice), sox (fixtures), baresip-core and sip-tester (the
-# softphone and sipp used as callers in the end-to-end phone tests), libportaudio2 (mic demo).
+# softphone and sipp used as callers in the end-to-end phone tests), libportaudio2 (mic demo),
+# postgresql (the tests start a throwaway server), kamailio (the proxy of the scale-out test),
+# chromium (the test that looks at the batch report in a real browser).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -10,10 +12,10 @@ if command -v apt-get >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends \
-    espeak-ng sox baresip-core sip-tester libportaudio2 >/dev/null
+    espeak-ng sox baresip-core sip-tester libportaudio2 postgresql kamailio chromium >/dev/null
 else
   echo "warning: no apt-get; install espeak-ng, baresip, sipp and PortAudio yourself" >&2
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q -e ".[dev,postgres]"

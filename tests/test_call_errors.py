@@ -16,7 +16,14 @@ from assistant.call.prompt_voice import PromptVoice
 from assistant.call.runtime import CallSummary
 from assistant.call.wiring import Box, cli_caller
 from assistant.core.errors import RecognizerError, StoreError, SynthesizerError, TransportError
-from assistant.core.ports import Audio, CallerId, CallerSource, MediaEvent, RecognizerSession
+from assistant.core.ports import (
+    Audio,
+    CallerId,
+    CallerSource,
+    LookupVerdict,
+    MediaEvent,
+    RecognizerSession,
+)
 from assistant.language.prompts import Prompts
 from assistant.testing.audio import FakeSynthesizer, tone
 from assistant.testing.media import BoxDone, ScriptedMedia, Speak, ToneRecognizer
@@ -68,11 +75,23 @@ class FailingStore:
     def matches(self, phone: str, code: str) -> bool:
         raise StoreError("database went away", code="store_unavailable")
 
-    def reset_password(self, phone: str, code: str, *, call_id: str, caller_source: str) -> None:
+    def lookup(self, phone: str, code: str) -> LookupVerdict:
+        return LookupVerdict.MATCH if self.matches(phone, code) else LookupVerdict.MISMATCH
+
+    def reset_password(
+        self, phone: str, code: str, *, call_id: str, caller_source: str, peer_class: str = ""
+    ) -> str | None:
         raise AssertionError("never reached")
 
     def record(
-        self, *, call_id: str, phone: str | None, code: str | None, outcome: str, caller_source: str
+        self,
+        *,
+        call_id: str,
+        phone: str | None,
+        code: str | None,
+        outcome: str,
+        caller_source: str,
+        peer_class: str = "",
     ) -> None:
         self.inner.record(
             call_id=call_id, phone=phone, code=code, outcome=outcome, caller_source=caller_source

@@ -22,6 +22,7 @@ import pytest
 from sip import audio as sig
 from sip.ctrl_tcp import NetstringReader, encode_netstring
 from sip.netports import free_port, free_port_range
+from sip.options import options_status
 from sip.sipp import run_sipp_call, sipp_available
 from sip.softphone import CallRefusedError, SoftphoneCaller, baresip_available
 from sip.standin import CallRecord, StandInHandler
@@ -579,6 +580,31 @@ def test_drain_refuses_new_calls_and_lets_current_finish(tmp_path: Path, line: L
     ln.thread.join(10)
     assert not ln.thread.is_alive(), "serve() did not return once drained"
     assert ln.record().digits == "#"
+
+
+@pytest.mark.sip
+@needs_softphone
+def test_options_keepalive_200_while_serving_503_while_draining(
+    tmp_path: Path, line: LineFactory
+) -> None:
+    """What a proxy's health check sees: 200 while the box takes calls; once it drains (a
+    call still in progress keeps it up), 503 for every keep-alive; nothing once it is gone."""
+    handler = StandInHandler(sig.tone(1000, 0.2), hangup_on="#")
+    ln = line(handler, max_calls=3)
+    assert options_status(ln.target) == 200
+    wav = _caller_wav(tmp_path, "caller", sig.silence(10))
+    with SoftphoneCaller(tmp_path / "first", ALICE, wav) as first:
+        first.dial(ln.uri)
+        assert handler.started.acquire(timeout=10)
+        assert options_status(ln.target) == 200  # busy with a call is still healthy
+        ln.transport.drain()
+        assert [options_status(ln.target) for _ in range(3)] == [503, 503, 503]
+        first.send_digits("#")  # the call in progress goes on and ends normally
+        first.wait_closed(10)
+    ln.thread.join(10)
+    assert not ln.thread.is_alive(), "serve() did not return once drained"
+    assert ln.record().digits == "#"
+    assert options_status(ln.target, timeout=0.5) is None
 
 
 @pytest.mark.sip

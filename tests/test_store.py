@@ -1,4 +1,7 @@
-"""SqlAccountStore on SQLite files, and the password hashing it relies on."""
+"""SqlAccountStore on SQLite files and on PostgreSQL, and the password hashing it relies on.
+
+Every test that takes ``store`` or ``db_url`` runs twice, ``[sqlite]`` and ``[postgresql]``
+(``tests/conftest.py``); tests of SQLite's own behaviour (files, locks) take ``db_path``."""
 
 from __future__ import annotations
 
@@ -53,8 +56,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[SqlAccountStore]:
-    s = SqlAccountStore(f"sqlite:///{db_path}", scrypt_params=FAST, limits=LENIENT)
+def store(db_url: str) -> Iterator[SqlAccountStore]:
+    s = SqlAccountStore(db_url, scrypt_params=FAST, limits=LENIENT)
     s.create_schema()
     s.add_account(CODE, PHONE)
     s.add_account(OTHER_CODE, OTHER_PHONE)
@@ -147,8 +150,8 @@ def test_password_length_below_six_is_a_config_error(db_path: Path) -> None:
         SqlAccountStore(f"sqlite:///{db_path}", password_length=5)
 
 
-def test_password_length_is_used(db_path: Path) -> None:
-    with SqlAccountStore(f"sqlite:///{db_path}", password_length=10, scrypt_params=FAST) as s:
+def test_password_length_is_used(db_url: str) -> None:
+    with SqlAccountStore(db_url, password_length=10, scrypt_params=FAST) as s:
         s.create_schema()
         s.add_account(CODE, PHONE)
         password = s.reset_password(PHONE, CODE, call_id="c", caller_source="command-line")
@@ -275,7 +278,8 @@ def test_matches_runs_the_same_statements_whatever_the_inputs(store: SqlAccountS
         assert statements == reference, name
 
 
-def test_matches_writes_nothing(store: SqlAccountStore, db_path: Path) -> None:
+def test_matches_writes_nothing(store: SqlAccountStore, db_path: Path, db_backend: str) -> None:
+    dumped = dump_database(store)
     log = StatementLog(store)
     files = [db_path, db_path.with_name(db_path.name + "-wal")]  # not -shm: readers mark it
     before = [f.read_bytes() if f.exists() else None for f in files]
@@ -287,7 +291,9 @@ def test_matches_writes_nothing(store: SqlAccountStore, db_path: Path) -> None:
         log.close()
     assert all(s.lstrip().upper().startswith("SELECT") for s in statements)
     assert audit_count(store) == 0
-    assert [f.read_bytes() if f.exists() else None for f in files] == before
+    assert dump_database(store) == dumped
+    if db_backend == "sqlite":
+        assert [f.read_bytes() if f.exists() else None for f in files] == before
 
 
 # --------------------------------------------------------------------------------------------
@@ -296,8 +302,14 @@ def test_matches_writes_nothing(store: SqlAccountStore, db_path: Path) -> None:
 
 
 def test_reset_issues_a_password_and_stores_only_its_hash(
-    store: SqlAccountStore, db_path: Path
+    store: SqlAccountStore, db_path: Path, db_backend: str
 ) -> None:
+    sent: list[str] = []  # every statement and its parameters, as the driver got them
+
+    def on_execute(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        sent.append(f"{statement} {parameters!r}")
+
+    event.listen(store.engine, "before_cursor_execute", on_execute)
     first = store.reset_password(PHONE, CODE, call_id="call-1", caller_source="command-line")
     assert first is not None
     before = account(store)
@@ -318,12 +330,16 @@ def test_reset_issues_a_password_and_stores_only_its_hash(
     assert row["password_hash"].startswith("scrypt$n=64,r=8,p=1$")
     assert row["updated_at"] >= before["updated_at"]
 
-    # no clear password anywhere in the database (every column of every table), nor in the file
+    # no clear password anywhere in the database (every column of every table), nor in what
+    # was sent to it, nor (SQLite) in its files
+    event.remove(store.engine, "before_cursor_execute", on_execute)
     dumped = dump_database(store)
     for password in (first, second):
         assert not any(password in value for value in dumped)
-        for path in db_path.parent.iterdir():
-            assert password.encode() not in path.read_bytes()
+        assert not any(password in statement for statement in sent)
+        if db_backend == "sqlite":
+            for path in db_path.parent.iterdir():
+                assert password.encode() not in path.read_bytes()
 
     # the audit rows: masked phone and code only
     entries = store.audit_rows(10)
@@ -384,10 +400,20 @@ def test_reset_and_audit_row_are_one_transaction(store: SqlAccountStore) -> None
     assert old is not None
     before = account(store)
     with store.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log "
-            "BEGIN SELECT RAISE(ABORT, 'audit refused'); END"
-        )
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log "
+                "BEGIN SELECT RAISE(ABORT, 'audit refused'); END"
+            )
+        else:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'audit refused'; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_audit()"
+            )
     with pytest.raises(StoreError) as info:
         store.reset_password(PHONE, CODE, call_id="c2", caller_source="none")
     assert info.value.code == "store_error"
@@ -551,8 +577,8 @@ def test_health_counts(store: SqlAccountStore) -> None:
     assert info["audit_rows"] == 1
 
 
-def test_health_without_schema(db_path: Path) -> None:
-    with SqlAccountStore(f"sqlite:///{db_path}") as s:
+def test_health_without_schema(db_url: str) -> None:
+    with SqlAccountStore(db_url) as s:
         info = s.health()
         assert info["ok"] is False
         assert info["error"] == "store_unavailable"

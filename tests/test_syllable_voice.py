@@ -8,6 +8,7 @@ import logging
 import tomllib
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -240,7 +241,7 @@ def test_pack_index_is_checked(tmp_path: Path) -> None:
 def test_builder_fails_naming_the_missing_words(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from scripts.build_voice import main
+    main = _load_script("build_voice").main
 
     inventory = tmp_path / "inventory"
     inventory.mkdir()
@@ -426,3 +427,15 @@ def test_demo_writes_the_calls_audio(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert str(out.absolute()) in printed
     audio = read_wav(out, 16000)
     assert audio.duration > 30.0
+
+
+def _load_script(name: str) -> Any:
+    """A script of ``scripts/`` as a module (scripts are not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_script_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -63,6 +63,7 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
+from assistant.accounts import migrate
 from assistant.accounts.csv_import import (
     CsvImportError,
     ImportProblem,
@@ -78,6 +79,7 @@ from assistant.accounts.limits import (
     install_secret,
     keyed_digest,
 )
+from assistant.accounts.migrate import UpgradeReport
 from assistant.accounts.models import (
     CALL_ID_MAX,
     LABEL_MAX,
@@ -347,14 +349,16 @@ class SqlAccountStore:
 
     # -- schema, health ----------------------------------------------------------------------
 
-    def create_schema(self) -> None:
-        """Create missing tables (existing ones are left alone). SQLite files go to WAL mode so
-        that lookups of concurrent calls do not wait for a reset being written."""
-        with _store_errors("could not create the database schema"):
-            Base.metadata.create_all(self._engine)
+    def create_schema(self) -> UpgradeReport:
+        """Create the schema or upgrade it in place to the newest migration (existing data is
+        kept; see :mod:`assistant.accounts.migrate`). SQLite files go to WAL mode so that
+        lookups of concurrent calls do not wait for a reset being written."""
+        with _store_errors("could not create or upgrade the database schema"):
+            report = migrate.upgrade(self._engine)
             if self._is_sqlite_file:
                 with self._engine.connect() as conn:
                     conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        return report
 
     def health(self) -> dict[str, object]:
         """``{"ok", "db", "accounts", "audit_rows"}``, or ``ok`` false with ``error`` (a stable

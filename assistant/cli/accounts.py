@@ -135,8 +135,10 @@ def add_demo_accounts(store: SqlAccountStore, *, out: TextIO) -> None:
 
 def cmd_init_db(args: argparse.Namespace) -> int:
     def run(store: SqlAccountStore) -> int:
-        store.create_schema()
-        print(f"database ready: {store.url}")
+        report = store.create_schema()
+        was = "pre-migration schema, stamped" if report.stamped else ", ".join(report.before)
+        now = ", ".join(report.after)
+        print(f"database ready: {store.url} (revision {now}; was {was or 'empty'})")
         if args.demo:
             add_demo_accounts(store, out=sys.stdout)
         return 0
@@ -234,9 +236,7 @@ def cmd_throttles(args: argparse.Namespace) -> int:
 def cmd_unthrottle(args: argparse.Namespace) -> int:
     def run(store: SqlAccountStore) -> int:
         cleared = store.unthrottle(phone=args.phone, code=args.code)
-        what = (
-            f"number {mask_phone(args.phone)}" if args.phone else f"code {mask_code(args.code)}"
-        )
+        what = f"number {mask_phone(args.phone)}" if args.phone else f"code {mask_code(args.code)}"
         print(f"cleared {cleared} counted attempt(s) of {what}")
         return 0
 

@@ -136,6 +136,8 @@ def cmd_sip(args: argparse.Namespace) -> int:
         rtp_timeout_s=args.rtp_timeout,
         ready_file=args.ready_file,
         speech=speech_settings(args),
+        metrics_listen=args.metrics,
+        log_format=args.log_format,
     )
     return run_sip(settings)
 
@@ -224,6 +226,13 @@ def register(sub: Any) -> None:
     sip.add_argument("--rtp-ports", default="40000-40999", help="RTP port range")
     sip.add_argument("--rtp-timeout", type=int, default=15, help="seconds without RTP: hang up")
     sip.add_argument("--ready-file", type=Path, help="touch this file once listening")
+    sip.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics here")
+    sip.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default="json",
+        help="logs: one JSON object a line, numbers masked (default), or plain text",
+    )
     add_speech_args(sip)
     add_voice_args(sip)
     sip.set_defaults(func=cmd_sip)

@@ -24,6 +24,8 @@ from assistant.call.wiring import Box, BoxSettings
 from assistant.core.errors import AssistantError, ConfigError
 from assistant.core.ports import CallMedia, Recognizer, RecognizerSession
 from assistant.core.settings import SpeechSettings
+from assistant.ops.logs import call_context, use_json_logs
+from assistant.ops.metrics import BoxMetrics, MeteredChannel, MeteredSession, parse_listen, serve
 
 PHONE_RATE = 8000
 
@@ -38,7 +40,14 @@ def _percentile(values: list[float], q: float) -> float:
 class SipBox:
     """The per-call handler and summary writer given to the transport."""
 
-    def __init__(self, box: Box, *, log_dir: Path | None, live: LiveSettings | None = None) -> None:
+    def __init__(
+        self,
+        box: Box,
+        *,
+        log_dir: Path | None,
+        live: LiveSettings | None = None,
+        metrics: BoxMetrics | None = None,
+    ) -> None:
         if box.recognizer is None or box.voice is None:
             raise ConfigError("the phone line needs a recogniser and a voice")
         self.box = box
@@ -46,24 +55,38 @@ class SipBox:
         self.voice: PromptVoice = box.voice
         self.log_dir = log_dir
         self.live = live or LiveSettings()
+        self.metrics = metrics
         self._summaries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.finished = 0
 
     def handle_call(self, media: CallMedia) -> None:
-        def channel(session: RecognizerSession | None) -> LiveChannel:
+        metrics = self.metrics
+
+        def channel(session: RecognizerSession | None) -> LiveChannel | MeteredChannel:
             assert session is not None
-            return LiveChannel(
+            if metrics is not None:
+                session = MeteredSession(session, self.recognizer.sample_rate, metrics.rtf)
+            live = LiveChannel(
                 media, session, self.recognizer.sample_rate, self.voice, settings=self.live
             )
+            return live if metrics is None else MeteredChannel(live, metrics)
 
-        try:
-            result, _ = self.box.run_call(channel, caller=media.caller, call_id=media.call_id)
-            summary = result.as_dict()
-        except AssistantError as exc:  # the call could not even start (no recogniser session)
-            log.error("call %s failed: %s", media.call_id, exc)
-            summary = {"outcome": None, "call_id": media.call_id, "error": exc.code}
-            media.hangup()
+        if metrics is not None:
+            metrics.call_started()
+        # what the metrics count if something unexpected escapes (the transport logs it)
+        summary: dict[str, Any] = {"outcome": None, "error": "call_failed"}
+        with call_context(media.call_id):
+            try:
+                result, _ = self.box.run_call(channel, caller=media.caller, call_id=media.call_id)
+                summary = result.as_dict()
+            except AssistantError as exc:  # the call could not even start (no session)
+                log.error("call %s failed: %s", media.call_id, exc)
+                summary = {"outcome": None, "call_id": media.call_id, "error": exc.code}
+                media.hangup()
+            finally:
+                if metrics is not None:
+                    metrics.call_finished(summary.get("outcome"), summary.get("error"))
         summary.pop("turns", None)  # what was heard may hold the code: not in the call log
         stages = summary.get("stages", {})
         summary["latency"] = {
@@ -112,11 +135,17 @@ class SipSettings:
     rtp_timeout_s: int = 15
     ready_file: Path | None = None
     speech: SpeechSettings = field(default_factory=SpeechSettings)
+    metrics_listen: str | None = None  # HOST:PORT for Prometheus, None: no metrics
+    log_format: str = "json"  # "json": one object a line (see assistant.ops.logs), or "text"
 
     def __post_init__(self) -> None:
         if self.max_calls < 1:
             raise ConfigError("--max-calls must be at least 1")
         _ports(self.rtp_ports)
+        if self.metrics_listen is not None:
+            parse_listen(self.metrics_listen)
+        if self.log_format not in ("json", "text"):
+            raise ConfigError(f"--log-format must be json or text, got {self.log_format!r}")
 
     @property
     def rtp_range(self) -> tuple[int, int]:
@@ -126,14 +155,21 @@ class SipSettings:
 def run_sip(settings: SipSettings) -> int:
     from assistant.telephony.sip.transport import BaresipTransport
 
+    if settings.log_format == "json":
+        use_json_logs()
     box_settings = BoxSettings(
         db_url=settings.db_url, speech=settings.speech, recognizer=True, voice_rate=PHONE_RATE
     )
+    metrics = BoxMetrics() if settings.metrics_listen is not None else None
     with Box.open(box_settings) as box:
         box.store.health()  # fail now, not on the first caller
         assert box.voice is not None and box.recognizer is not None
         box.voice.preload()  # fixed prompts rendered once, before the first call
-        handler = SipBox(box, log_dir=settings.log_dir)
+        handler = SipBox(box, log_dir=settings.log_dir, metrics=metrics)
+        server = None
+        if metrics is not None and settings.metrics_listen is not None:
+            server = serve(metrics, settings.metrics_listen)
+            log.warning("metrics on %s", server.url)
         transport = BaresipTransport(
             settings.listen,
             max_calls=settings.max_calls,
@@ -152,6 +188,10 @@ def run_sip(settings: SipSettings) -> int:
 
             threading.Thread(target=announce, daemon=True, name="sip-ready").start()
         log.warning("answering SIP calls on %s (engine %s)", settings.listen, box.recognizer.name)
-        transport.serve(handler.handle_call, on_call_end=handler.call_ended)
+        try:
+            transport.serve(handler.handle_call, on_call_end=handler.call_ended)
+        finally:
+            if server is not None:
+                server.close()
     print(json.dumps({"calls": handler.finished}))
     return 0

@@ -59,6 +59,7 @@ from assistant.core.errors import ConfigError, TransportError
 from assistant.core.ports import CallMedia
 from assistant.telephony.sip.callerid import TrustedPeers, caller_id, header
 from assistant.telephony.sip.media import SAMPLE_RATE, BaresipCallMedia, wall_now
+from assistant.telephony.sip.options import OptionsResponder
 from assistant.telephony.sip.trace import PeerFacts, SipTraceIndex, header_tag, split_hostport
 
 __all__ = ["BaresipCallMedia", "BaresipTransport", "CallHandler"]
@@ -239,6 +240,8 @@ class BaresipTransport:
         self._handler: CallHandler | None = None
         self._on_call_end: Callable[[Mapping[str, Any]], None] | None = None
         self._trace = SipTraceIndex()
+        # OPTIONS keep-alives from a proxy: 200 while we take calls, 503 once we drain/stop
+        self._options = OptionsResponder()
         self.calls_answered = 0
 
     def __repr__(self) -> str:
@@ -365,6 +368,8 @@ class BaresipTransport:
                         f"SIP account for {self.listen} rejected: {exc}", code="sip_start_failed"
                     ) from exc
                 ua.on_incoming(self._on_incoming)
+                self._options.draining = False
+                self._options.install()
                 with self._guard:
                     self._loop = loop
                     stop_requested = self._stop_requested
@@ -385,7 +390,10 @@ class BaresipTransport:
                 await self._stop_event.wait()
             finally:
                 self._ready.clear()
+                self._options.draining = True
                 await self._shutdown_calls()
+                if not self._dead:
+                    self._options.uninstall()
                 with contextlib.suppress(BaresipError):
                     await runtime.close()
                 self._runtime = None
@@ -398,6 +406,7 @@ class BaresipTransport:
 
     def _request_stop(self) -> None:
         self._stopping = True
+        self._options.draining = True
         if self._stop_event is not None:
             self._stop_event.set()
 
@@ -405,6 +414,7 @@ class BaresipTransport:
         if self._draining or self._stopping or self._runtime is None:
             return
         self._draining = True
+        self._options.draining = True  # the proxy's keep-alives get 503 from now on
         self._spawn(self._drain())
 
     async def _drain(self) -> None:

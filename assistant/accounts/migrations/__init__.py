@@ -1,0 +1,1 @@
+"""Alembic revisions of the accounts schema (see :mod:`assistant.accounts.migrate`)."""

@@ -1,0 +1,1 @@
+"""The revision files, oldest first by their ``down_revision`` chain."""

@@ -1,0 +1,1 @@
+"""Running the box in production: metrics for Prometheus, machine-readable logs."""
