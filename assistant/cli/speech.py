@@ -124,6 +124,7 @@ def cmd_sip(args: argparse.Namespace) -> int:
         rtp_timeout_s=args.rtp_timeout,
         ready_file=args.ready_file,
         speech=speech_settings(args),
+        vad=args.vad,
     )
     return run_sip(settings)
 
@@ -212,6 +213,12 @@ def register(sub: Any) -> None:
     sip.add_argument("--rtp-ports", default="40000-40999", help="RTP port range")
     sip.add_argument("--rtp-timeout", type=int, default=15, help="seconds without RTP: hang up")
     sip.add_argument("--ready-file", type=Path, help="touch this file once listening")
+    sip.add_argument(
+        "--vad",
+        choices=("silero", "webrtc", "energy"),
+        default="silero",
+        help="voice-activity detector (default: %(default)s; see scripts/bench_vad.py)",
+    )
     add_speech_args(sip)
     add_voice_args(sip)
     sip.set_defaults(func=cmd_sip)
