@@ -383,3 +383,59 @@ def test_scripted_digits_go_through_the_whole_engine(reader: Any) -> None:
     # Nothing lost at chunk boundaries: every peak, wherever it fell, was heard.
     assert scripted.calls == 5  # 198 feature frames: 4 full chunks and a padded one
     session.close()
+
+
+# -- the running reading (endpointing) ----------------------------------------------------------
+
+
+def test_the_running_reading_is_cheap_and_end_reuses_its_flushed_step(reader: Any) -> None:
+    words = tuple(dict.fromkeys(ALL_WORDS))
+    ids = {w: 2 + i for i, w in enumerate(words)}
+    seq = ["không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín"]
+    peaks = {3 + 2 * i: ids[w] for i, w in enumerate(seq)}  # frames 3..21: 0.12-0.88 s
+    scripted = ScriptedModel(peaks)
+    rec = OnnxRecognizer(fake_model_data(words), chunk_model=scripted, prime_seconds=0)
+    session = rec.open_session()
+    session.begin(DIGITS10)
+    session.feed(np.zeros(int(16000 * 1.2), dtype=np.int16))  # 118 frames: 2 whole chunks
+    assert scripted.calls == 2
+    cheap = session.reading()
+    assert scripted.calls == 2  # nothing run for a plain reading
+    assert cheap.heard_s == pytest.approx(20 * 0.04)
+    assert reader.read_digits(cheap.text).digits == "012345678"  # "chín" is in the next chunk
+    assert cheap.trailing_blank_s == 0.0  # the last word is at the last frame heard
+    assert cheap.word_confidences == (1.0,) * 9
+    flushed = session.reading(flush=True)
+    assert scripted.calls == 3  # one extra step over the held-back features
+    assert reader.read_digits(flushed.text).digits == "0123456789"
+    assert flushed.heard_s == pytest.approx(29 * 0.04)  # ceil((38 - 3) / 4) = 9 more frames
+    assert flushed.trailing_blank_s == pytest.approx((29 - 22) * 0.04)
+    assert session.reading(flush=True) == flushed and scripted.calls == 3  # cached
+    result = session.end()
+    assert scripted.calls == 3  # end reused the flushed step
+    assert reader.read_digits(result.text).digits == "0123456789"
+    # the same audio without the flushed reading decodes the same
+    session.begin(DIGITS10)
+    session.feed(np.zeros(int(16000 * 1.2), dtype=np.int16))
+    assert session.end() == result and scripted.calls == 6
+    session.close()
+
+
+def test_more_audio_after_a_flushed_reading_is_decoded_afresh(reader: Any) -> None:
+    words = tuple(dict.fromkeys(ALL_WORDS))
+    ids = {w: 2 + i for i, w in enumerate(words)}
+    scripted = ScriptedModel({15: ids["hai"]})
+    rec = OnnxRecognizer(fake_model_data(words), chunk_model=scripted, prime_seconds=0)
+    session = rec.open_session()
+    session.begin(ListenSpec(ListenMode.YESNO))
+    session.feed(np.zeros(int(16000 * 0.9), dtype=np.int16))
+    assert session.reading(flush=True).text == ""  # "hai" is not a yes/no word
+    session.feed(np.zeros(int(16000 * 0.3), dtype=np.int16))  # invalidates the flushed step
+    before = scripted.calls
+    session.end()
+    assert scripted.calls > before
+    session.begin(ListenSpec(ListenMode.FREE))
+    session.feed(np.zeros(int(16000 * 1.2), dtype=np.int16))
+    free = session.reading(flush=True)
+    assert free.text == "hai" and free.trailing_blank_s == pytest.approx((29 - 16) * 0.04)
+    session.close()

@@ -203,10 +203,16 @@ def test_concurrent_renders_share_one_synthesis() -> None:
     assert len(passwords) == 8 and all(p == passwords[0] for p in passwords)
 
 
-def test_preload_renders_fixed_prompts_and_digits() -> None:
+def test_preload_renders_fixed_prompts_digits_and_the_text_around_parameters() -> None:
     fake = FakeSynthesizer()
-    assert PromptVoice(prompts(), fake, 8000).preload() == 11
-    assert len(fake.calls) == 11
+    voice = PromptVoice(prompts(), fake, 8000)
+    # 1 fixed prompt, 10 digits, 4 speakable literals ("Mật khẩu là ", "Mã số ",
+    # ", đúng không?", "Chào "; a lone "." is not spoken)
+    assert voice.preload() == 15
+    assert len(fake.calls) == 15
+    voice.render(Say("code", {"code": Digits("0123")}))
+    voice.render(Say("pw", {"password": Digits("9876", secret=True)}))
+    assert len(fake.calls) == 15  # a read-back or a password synthesises nothing any more
 
 
 def test_timing_is_validated() -> None:

@@ -38,7 +38,14 @@ from assistant.asr.model import BLANK_ID, NUM_CLASSES, PINNED, ModelData, load_m
 from assistant.asr.session import SessionGuard
 from assistant.asr.session import peak_rss_mb as _peak_rss_mb
 from assistant.core.errors import RecognizerError
-from assistant.core.ports import PCM, Hypothesis, ListenMode, ListenSpec, Recognition
+from assistant.core.ports import (
+    PCM,
+    Hypothesis,
+    ListenMode,
+    ListenSpec,
+    PartialReading,
+    Recognition,
+)
 
 CHUNK_FRAMES = 43
 STEP_FRAMES = 40
@@ -48,6 +55,8 @@ CONTEXT_FRAMES = CHUNK_FRAMES - STEP_FRAMES  # right context shared by consecuti
 ATT_CACHE_SHAPE = (1, 12, 4, 40, 224)
 CNN_CACHE_SHAPE = (1, 12, 448, 30)
 WORD_START = "▁"
+#: Seconds of audio per model output frame (10 ms feature shift, 4x subsampling).
+OUTPUT_FRAME_S = SUBSAMPLING * 0.01
 #: Seconds of silence the model's caches have seen when an utterance starts (see _prime):
 #: 0, zero caches, as the model expects; kept as an option, measured not to help overall.
 PRIME_SECONDS = 0.0
@@ -270,6 +279,8 @@ class OnnxSession(SessionGuard):
         self._partial = ""
         self._partial_frames = -1
         self._frames = 0
+        #: the last flushed reading's model step: (chunks, pending frames, samples), log-probs
+        self._flushed: tuple[tuple[int, int, int], Float32] | None = None
 
     def begin(self, spec: ListenSpec) -> None:
         self._check_open()
@@ -283,6 +294,50 @@ class OnnxSession(SessionGuard):
             self._pending = self._pending[STEP_FRAMES:]
         return self._partial_text(spec)
 
+    def reading(self, *, flush: bool = False) -> PartialReading:
+        """What the utterance holds so far, cheaply: the best class of every output frame
+        (no search) among what the listening mode keeps, each word's peak posterior, the
+        seconds heard and the blank after the last word. ``flush``: also run the features not
+        yet in a whole chunk through the model, padded as :meth:`end` does, from the current
+        caches without keeping the new ones; ``end`` reuses that step when no audio came in
+        between."""
+        spec = self._require_spec()
+        tail = self._flush_step() if flush else None
+        tail_frames = 0 if tail is None else len(tail)
+        heard_s = (self._frames + tail_frames) * OUTPUT_FRAME_S
+        if spec.mode is ListenMode.FREE:
+            ids = [*self._best_ids, *([tail.argmax(axis=1)] if tail is not None else [])]
+            best = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+            spoken = np.flatnonzero(best != BLANK_ID)
+            blank = len(best) - int(spoken[-1]) - 1 if len(spoken) else 0
+            text = self._free_text()[0]
+            return PartialReading(text, (), heard_s, blank * OUTPUT_FRAME_S if text else 0.0)
+        words = (
+            self._rec.digits.grammar.words
+            if spec.mode is ListenMode.DIGITS
+            else self._rec.yesno.grammar.words
+        )
+        scores = self._frame_scores(len(words))
+        if tail is not None:
+            scores = FrameScores.concat([scores, self._rec.restrict(tail, spec.mode)], len(words))
+        text, confidences, blank = _greedy_reading(scores, words)
+        return PartialReading(text, confidences, heard_s, blank * OUTPUT_FRAME_S)
+
+    def _flush_step(self) -> Float32 | None:
+        left = len(self._pending)
+        if not (left > CONTEXT_FRAMES or (self._chunks == 0 and left > 0)):
+            return None
+        key = (self._chunks, left, self._fbank.samples)
+        if self._flushed is not None and self._flushed[0] == key:
+            return self._flushed[1]
+        keep = max(1, math.ceil((left - CONTEXT_FRAMES) / SUBSAMPLING))
+        padded = np.zeros((CHUNK_FRAMES, NUM_BINS), dtype=np.float32)
+        padded[:left] = self._pending
+        offset = OUT_FRAMES * (self._offset + self._chunks)
+        logp, _att, _cnn = self._rec.run_chunk(padded, offset, self._att, self._cnn)
+        self._flushed = (key, logp[:keep])
+        return self._flushed[1]
+
     def end(self) -> Recognition:
         spec = self._require_spec()
         self._add_frames(self._fbank.finish())
@@ -290,11 +345,16 @@ class OnnxSession(SessionGuard):
             self._run(self._pending[:CHUNK_FRAMES], OUT_FRAMES)
             self._pending = self._pending[STEP_FRAMES:]
         left = len(self._pending)
-        if left > CONTEXT_FRAMES or (self._chunks == 0 and left > 0):
+        flushed = self._flushed
+        if flushed is not None and flushed[0] == (self._chunks, left, self._fbank.samples):
+            self._chunks += 1  # the same last step already ran for reading(flush=True)
+            self._keep(flushed[1])
+        elif left > CONTEXT_FRAMES or (self._chunks == 0 and left > 0):
             keep = max(1, math.ceil((left - CONTEXT_FRAMES) / SUBSAMPLING))
             padded = np.zeros((CHUNK_FRAMES, NUM_BINS), dtype=np.float32)
             padded[:left] = self._pending
             self._run(padded, keep)
+        self._flushed = None
         self._pending = self._pending[:0]
         try:
             result = self._decode(spec)
@@ -320,7 +380,10 @@ class OnnxSession(SessionGuard):
             chunk, OUT_FRAMES * (self._offset + self._chunks), self._att, self._cnn
         )
         self._chunks += 1
-        logp = logp[:keep]
+        self._keep(logp[:keep])
+
+    def _keep(self, logp: Float32) -> None:
+        """Add one step's output frames to what the utterance has heard."""
         self._frames += len(logp)
         assert self._spec is not None
         mode = self._spec.mode
@@ -399,6 +462,34 @@ class OnnxSession(SessionGuard):
                 f"speech decoder failed: {type(exc).__name__}: {exc}", code="asr_decode_failed"
             ) from exc
         return Recognition(tuple(_hypothesis(s) for s in found))
+
+
+def _greedy_reading(
+    scores: FrameScores, words: tuple[str, ...]
+) -> tuple[str, tuple[float, ...], int]:
+    """Words of the best class per frame (blank and filler dropped, CTC repeats merged), each
+    word's peak posterior, and the number of blank frames after the last word."""
+    if scores.num_frames == 0:
+        return "", (), 0
+    table = np.concatenate([scores.blank[:, None], scores.words, scores.other[:, None]], axis=1)
+    best = table.argmax(axis=1)
+    num_words = scores.words.shape[1]
+    found: list[str] = []
+    peaks: list[float] = []
+    prev = -1
+    for t, label in enumerate(best.tolist()):
+        if 1 <= label <= num_words:
+            p = math.exp(float(table[t, label]))
+            if label != prev:
+                found.append(words[label - 1])
+                peaks.append(p)
+            else:
+                peaks[-1] = max(peaks[-1], p)
+        prev = label
+    if not found:
+        return "", (), 0
+    spoken = np.flatnonzero(best != 0)
+    return " ".join(found), tuple(peaks), len(best) - int(spoken[-1]) - 1
 
 
 def _hypothesis(scored: Scored) -> Hypothesis:

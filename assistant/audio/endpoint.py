@@ -1,12 +1,14 @@
 """End-of-utterance and no-input detection: pure logic, time is the number of samples fed.
 
 An :class:`Endpointer` listens for one caller turn. Feed it int16 frames of any size at a known
-rate; it keeps its own sample clock, cuts the audio into analysis frames (``frame_s``), and
-returns events as they are decided:
+rate; it keeps its own sample clock, cuts the audio into analysis frames (``frame_s``, or the
+voice-activity detector's own window), and returns events as they are decided:
 
 * :class:`SpeechStarted` once at least ``min_speech_s`` of speech has been heard (clicks and
   short pops are shorter than that and never start an utterance);
-* :class:`SpeechEnded` after ``end_silence_s`` of non-speech following speech;
+* :class:`SpeechEnded` after ``end_silence_s`` of non-speech following speech, or, when the
+  recogniser's running reading already holds everything the turn expects (see below), after
+  only ``complete_silence_s``;
 * :class:`NoInput` when no speech started within ``no_input_s`` of the start of the turn;
 * :class:`MaxSpeech` when the utterance has lasted ``max_speech_s``.
 
@@ -14,12 +16,31 @@ After ``SpeechEnded``, ``NoInput`` or ``MaxSpeech`` the turn is over: further au
 the clock but yields nothing until :meth:`Endpointer.reset` starts the next turn (the noise
 estimate is kept across turns: it describes the line, not the turn).
 
-Voice activity is frame energy against an adaptive noise floor: the floor is the quietest frame
-of the last ``noise_window_s`` (speech has pauses between syllables, so the minimum follows the
-line noise even while the caller talks), and a frame is speech when it is ``threshold_db`` above
-that floor and above ``min_speech_dbfs`` (so exact digital silence plus dither, or quiet 8 kHz
-line hiss, never counts). Once speaking, a frame keeps the utterance alive at
-``threshold_db - hangover_db`` (hysteresis).
+**Voice activity.** With a :class:`~assistant.audio.vad.VoiceActivity` detector (Silero VAD,
+WebRTC VAD), a frame is speech when its speech probability reaches ``speech_probability``;
+once speaking, a frame keeps the utterance alive down to ``continue_probability``. Without
+one, voice activity is frame energy against an adaptive noise floor: the floor is the quietest
+frame of the last ``noise_window_s`` (speech has pauses between syllables, so the minimum
+follows the line noise even while the caller talks), and a frame is speech when it is
+``threshold_db`` above that floor and above ``min_speech_dbfs``; once speaking, a frame keeps
+the utterance alive at ``threshold_db - hangover_db`` (hysteresis).
+
+**Grammar-aware end of turn.** The box knows what a turn should hold (ten digits, a yes or a
+no). While the caller speaks, the channel hands the endpointer :class:`TurnReading` facts from
+the streaming recogniser (:meth:`Endpointer.hear`): whether the running reading is complete
+for the grammar (and sure), how far into the stream it has heard, and how long the acoustic
+model has emitted only blank after the last word (CTC). The turn then ends when the reading
+is complete, has heard the speech up to the detector's end of speech (within
+``coverage_slack_s``), shows at least ``min_blank_s`` of blank after its last word, the
+detector has heard at least ``min_vad_quiet_s`` of silence, and ``complete_silence_s`` have
+passed since the caller stopped, the stop being the earlier of the detector's end of speech
+and the model's last word, but at most ``coverage_slack_s`` earlier than the detector's (a
+detector holds on to a word's fading tail for tens of milliseconds; the model's blank says
+the word is over). Both kinds of evidence must agree.
+:attr:`Endpointer.wants_reading` says when a fresh reading is worth its cost (the detector has
+heard ``min_vad_quiet_s`` of silence and no reading has yet heard past the end of speech). An
+incomplete reading changes nothing: callers pause between digit groups, so the turn waits
+``end_silence_s``.
 """
 
 from __future__ import annotations
@@ -28,11 +49,15 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from assistant.core.errors import ConfigError
 from assistant.core.ports import PCM
+
+if TYPE_CHECKING:
+    from assistant.audio.vad import VoiceActivity
 
 _SILENT_DBFS = -120.0  # energy of an all-zero frame
 
@@ -52,6 +77,13 @@ class EndpointSettings:
     min_speech_dbfs: float = -50.0  # never speech below this frame RMS level
     noise_window_s: float = 1.5
     initial_floor_dbfs: float = -50.0  # assumed noise floor before noise_window_s of audio
+    #: Silence that ends a turn whose running reading is complete; ``None``: never early.
+    complete_silence_s: float | None = None
+    min_blank_s: float = 0.08  # blank the acoustic model must show after the last word
+    min_vad_quiet_s: float = 0.15  # silence the voice-activity detector must have heard
+    coverage_slack_s: float = 0.1  # a reading may stop this short of the end of speech
+    speech_probability: float = 0.5  # voice-activity detector: a frame this likely is speech
+    continue_probability: float = 0.35  # ...and a running utterance goes on down to this
 
     def __post_init__(self) -> None:
         positive = (
@@ -68,7 +100,14 @@ class EndpointSettings:
                 raise ConfigError(
                     f"endpoint setting {name} must be a positive number, got {value!r}"
                 )
-        for name in ("max_gap_s", "threshold_db", "hangover_db"):
+        for name in (
+            "max_gap_s",
+            "threshold_db",
+            "hangover_db",
+            "min_blank_s",
+            "min_vad_quiet_s",
+            "coverage_slack_s",
+        ):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise ConfigError(f"endpoint setting {name} must be >= 0, got {value!r}")
@@ -78,6 +117,21 @@ class EndpointSettings:
                 raise ConfigError(
                     f"endpoint setting {name} must be in [-120, 0] dBFS, got {value!r}"
                 )
+        for name in ("speech_probability", "continue_probability"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0.0 < value <= 1.0):
+                raise ConfigError(f"endpoint setting {name} must be in (0, 1], got {value!r}")
+        if self.continue_probability > self.speech_probability:
+            raise ConfigError("endpoint continue_probability cannot exceed speech_probability")
+        quick = self.complete_silence_s
+        if quick is not None and not (
+            isinstance(quick, int | float) and 0 < quick <= self.end_silence_s
+        ):
+            raise ConfigError(
+                f"endpoint complete_silence_s must be in (0, end_silence_s], got {quick!r}"
+            )
+        if quick is not None and self.min_vad_quiet_s > quick:
+            raise ConfigError("endpoint min_vad_quiet_s cannot exceed complete_silence_s")
         if self.frame_s > 0.1:
             raise ConfigError(f"endpoint frame_s must be at most 0.1 s, got {self.frame_s!r}")
         if self.hangover_db > self.threshold_db:
@@ -87,12 +141,30 @@ class EndpointSettings:
 
     @staticmethod
     def digits() -> EndpointSettings:
-        """For codes read aloud: callers pause between digit groups, so wait longer."""
-        return EndpointSettings(end_silence_s=1.4, no_input_s=8.0)
+        """For codes read aloud: callers pause between digit groups, so an incomplete code
+        waits long; a complete one ends after a short silence."""
+        return EndpointSettings(end_silence_s=1.4, no_input_s=8.0, complete_silence_s=0.25)
 
     @staticmethod
     def yesno() -> EndpointSettings:
-        return EndpointSettings(end_silence_s=0.7)
+        """A clear yes or no ends the turn after a short silence; anything else waits."""
+        return EndpointSettings(end_silence_s=0.7, complete_silence_s=0.25)
+
+
+@dataclass(frozen=True)
+class TurnReading:
+    """What the streaming recogniser has heard so far, as the endpointer needs it.
+
+    ``complete``: the running reading holds everything the turn expects (every digit still
+    missing, or a clear yes or no) and none of it is unsure. ``covers_s``: stream time (the
+    endpointer's clock) up to which the recogniser has heard. ``trailing_blank_s``: seconds at
+    the end of that stretch in which the acoustic model emitted only blank after the last word
+    (0 when the last word is still going on, or nothing was heard).
+    """
+
+    complete: bool
+    covers_s: float
+    trailing_blank_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -105,10 +177,12 @@ class SpeechStarted:
 
 @dataclass(frozen=True)
 class SpeechEnded:
-    """Decided at ``at_s``; the last speech frame ended at ``speech_end_s``."""
+    """Decided at ``at_s``; the last speech frame ended at ``speech_end_s``. ``complete``:
+    ended early because the running reading held everything expected."""
 
     at_s: float
     speech_end_s: float
+    complete: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,12 +206,25 @@ class _State(Enum):
 
 
 class Endpointer:
-    """Stateful detector for one turn at a time; not thread-safe (one per call)."""
+    """Stateful detector for one turn at a time; not thread-safe (one per call).
 
-    def __init__(self, rate: int, settings: EndpointSettings | None = None) -> None:
+    ``vad``: a voice-activity detector at ``rate`` (its window becomes the analysis frame);
+    ``None``: frame energy against the noise floor.
+    """
+
+    def __init__(
+        self,
+        rate: int,
+        settings: EndpointSettings | None = None,
+        *,
+        vad: VoiceActivity | None = None,
+    ) -> None:
         if not isinstance(rate, int) or rate <= 0:
             raise ConfigError(f"endpointer sample rate must be a positive integer, got {rate!r}")
+        if vad is not None and vad.rate != rate:
+            raise ConfigError(f"voice-activity detector runs at {vad.rate} Hz, not {rate} Hz")
         self.rate = rate
+        self.vad = vad
         self._samples = 0  # clock: all samples ever fed
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_start = 0  # clock position of _pending[0]
@@ -168,26 +255,52 @@ class Endpointer:
     def noise_floor_dbfs(self) -> float:
         return self._floor()
 
+    @property
+    def quiet_s(self) -> float:
+        """Seconds of non-speech since the last speech frame of the running utterance
+        (0 when not speaking)."""
+        if self._state is not _State.SPEAKING:
+            return 0.0
+        return self._t(self._analysed - self._last_speech_end)
+
+    @property
+    def wants_reading(self) -> bool:
+        """A fresh reading could end the turn soon: speaking, ``min_vad_quiet_s`` of silence
+        heard, and no reading yet has heard ``min_blank_s`` past the end of speech."""
+        s = self._settings
+        if s.complete_silence_s is None or self._state is not _State.SPEAKING:
+            return False
+        if self.quiet_s < s.min_vad_quiet_s - 1e-9:
+            return False
+        reading = self._reading
+        speech_end = self._t(self._last_speech_end)
+        return reading is None or reading.covers_s < speech_end + self._settings.min_blank_s
+
     def reset(self, settings: EndpointSettings | None = None) -> None:
         """Start a new turn now (optionally with other settings); keeps the noise estimate."""
         if settings is not None or not hasattr(self, "_settings"):
             self._settings = settings or EndpointSettings()
         s = self._settings
-        frame = max(1, round(s.frame_s * self.rate))
+        frame = (
+            self.vad.frame_samples if self.vad is not None else max(1, round(s.frame_s * self.rate))
+        )
         if getattr(self, "_frame", frame) != frame:
             self._energies.clear()
             self._frames_seen = 0
         self._frame = frame
-        self._energies = deque(self._energies, maxlen=max(1, round(s.noise_window_s / s.frame_s)))
+        frame_s = frame / self.rate
+        self._energies = deque(self._energies, maxlen=max(1, round(s.noise_window_s / frame_s)))
         # a new turn starts at the current clock; frames already begun are analysed from here
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_start = self._samples
+        self._analysed = self._samples  # end of the last analysed frame
         self._turn_start = self._samples
         self._state = _State.WAITING
         self._onset = 0  # samples
         self._voiced = 0
         self._gap = 0
         self._last_speech_end = 0
+        self._reading: TurnReading | None = None
 
     def feed(self, pcm: PCM) -> list[EndpointEvent]:
         """Account for ``pcm`` (any length) and return the events decided in it, in order."""
@@ -203,19 +316,29 @@ class Endpointer:
             end = self._pending_start + (i + 1) * self._frame
             if self._state is not _State.DONE:
                 events.extend(self._step(frame, end))
-            else:
+            elif self.vad is None:
                 self._observe(frame)
+            self._analysed = end
         used = n_frames * self._frame
         self._pending = buf[used:].copy()
         self._pending_start += used
         return events
+
+    def hear(self, reading: TurnReading) -> list[EndpointEvent]:
+        """Take the recogniser's latest reading of the turn; returns ``SpeechEnded`` when it
+        (with the silence already heard) ends the turn now."""
+        if self._state is _State.DONE:
+            return []
+        if self._reading is None or reading.covers_s >= self._reading.covers_s:
+            self._reading = reading  # a reading that has heard less never replaces one
+        return self._grammar_end()
 
     # -- internals ---------------------------------------------------------------------------
 
     def _floor(self) -> float:
         s = self._settings
         observed = min(self._energies) if self._energies else s.initial_floor_dbfs
-        if self._frames_seen * s.frame_s < s.noise_window_s:
+        if self._frames_seen * (self._frame / self.rate) < s.noise_window_s:
             return min(observed, s.initial_floor_dbfs)
         return observed
 
@@ -231,13 +354,21 @@ class Endpointer:
     def _t(self, samples: int) -> float:
         return samples / self.rate
 
-    def _step(self, frame: PCM, end: int) -> list[EndpointEvent]:
+    def _is_speech(self, frame: PCM) -> bool:
         s = self._settings
+        speaking = self._state is _State.SPEAKING
+        if self.vad is not None:
+            p = self.vad.probability(frame)
+            return p >= (s.continue_probability if speaking else s.speech_probability)
         floor = self._floor()  # from frames before this one
         level = self._observe(frame)
+        margin = s.threshold_db - (s.hangover_db if speaking else 0.0)
+        return level >= s.min_speech_dbfs and level >= floor + margin
+
+    def _step(self, frame: PCM, end: int) -> list[EndpointEvent]:
+        s = self._settings
+        is_speech = self._is_speech(frame)
         start = end - len(frame)
-        margin = s.threshold_db - (s.hangover_db if self._state is _State.SPEAKING else 0.0)
-        is_speech = level >= s.min_speech_dbfs and level >= floor + margin
         if self._state is _State.WAITING:
             if is_speech:
                 self._state = _State.CANDIDATE
@@ -267,6 +398,30 @@ class Endpointer:
         if end - self._last_speech_end >= s.end_silence_s * self.rate:
             self._state = _State.DONE
             return [SpeechEnded(self._t(end), self._t(self._last_speech_end))]
+        self._analysed = end
+        return self._grammar_end()
+
+    def _grammar_end(self) -> list[EndpointEvent]:
+        s = self._settings
+        reading = self._reading
+        quick = s.complete_silence_s
+        if quick is None or reading is None or not reading.complete:
+            return []
+        if self._state is not _State.SPEAKING:
+            return []
+        vad_end = self._t(self._last_speech_end)
+        if (
+            self.quiet_s < s.min_vad_quiet_s - 1e-9
+            or reading.covers_s < vad_end - s.coverage_slack_s - 1e-9
+            or reading.trailing_blank_s < s.min_blank_s - 1e-9
+        ):
+            return []
+        word_end = reading.covers_s - reading.trailing_blank_s
+        stopped = max(vad_end - s.coverage_slack_s, min(vad_end, word_end))
+        now = self._t(self._analysed)
+        if now - stopped >= quick - 1e-9:
+            self._state = _State.DONE
+            return [SpeechEnded(now, stopped, complete=True)]
         return []
 
     def _confirm(self, end: int) -> list[EndpointEvent]:

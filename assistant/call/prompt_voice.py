@@ -143,12 +143,19 @@ class PromptVoice:
         return self._assemble(pieces)
 
     def preload(self) -> int:
-        """Render every fixed prompt and every digit now (start-up); returns how many."""
+        """Render every fixed prompt, every digit and the text around the parameters of the
+        other prompts now (start-up), so a read-back or a password is only a concatenation
+        of cached clips when a caller is waiting for it; returns how many."""
         count = 0
         for prompt_id, template in self.prompts.templates.items():
             if self._is_fixed(template):
                 self.render(Say(prompt_id))
                 count += 1
+                continue
+            for literal, _name, _spec, _conv in string.Formatter().parse(template):
+                if literal and _speakable(literal):
+                    self._text(literal, cache=True)
+                    count += 1
         for d in DIGITS:
             self._digit(d)
             count += 1

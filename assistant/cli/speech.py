@@ -138,6 +138,7 @@ def cmd_sip(args: argparse.Namespace) -> int:
         speech=speech_settings(args),
         metrics_listen=args.metrics,
         log_format=args.log_format,
+        vad=args.vad,
     )
     return run_sip(settings)
 
@@ -232,6 +233,12 @@ def register(sub: Any) -> None:
         choices=("json", "text"),
         default="json",
         help="logs: one JSON object a line, numbers masked (default), or plain text",
+    )
+    sip.add_argument(
+        "--vad",
+        choices=("silero", "webrtc", "energy"),
+        default="silero",
+        help="voice-activity detector (default: %(default)s; see scripts/bench_vad.py)",
     )
     add_speech_args(sip)
     add_voice_args(sip)

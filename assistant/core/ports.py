@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -110,6 +110,42 @@ class RecognizerSession(Protocol):
     def end(self) -> Recognition: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class PartialReading:
+    """A cheap running reading of the utterance so far (best path, no search), for deciding
+    when the caller's turn is over.
+
+    ``text`` and ``word_confidences`` are as in :class:`Hypothesis` (here a word's peak
+    posterior); ``heard_s`` is how many seconds of audio since ``begin`` the reading covers;
+    ``trailing_blank_s`` is how much of the end of that the acoustic model heard as silence
+    after the last word (CTC blank), 0 when a word is still going on or nothing was heard.
+    """
+
+    text: str = ""
+    word_confidences: tuple[float, ...] = ()
+    heard_s: float = 0.0
+    trailing_blank_s: float = 0.0
+
+
+@runtime_checkable
+class ReadsPartially(Protocol):
+    """A :class:`RecognizerSession` that can say what it has heard so far, cheaply.
+
+    ``reading()`` uses only what the engine has already computed; ``reading(flush=True)`` also
+    runs the audio it holds back for its next step (one extra model step at most).
+    """
+
+    def reading(self, *, flush: bool = False) -> PartialReading: ...
+
+
+def partial_reading(session: object, *, flush: bool = False) -> PartialReading | None:
+    """The session's running reading, or ``None`` when its engine gives none (the default for
+    engines without one: the endpointer then waits for the full silence)."""
+    if isinstance(session, ReadsPartially):
+        return session.reading(flush=flush)
+    return None
 
 
 class Recognizer(Protocol):

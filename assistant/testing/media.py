@@ -50,6 +50,7 @@ from assistant.core.ports import (
     DtmfDigit,
     ListenSpec,
     MediaEvent,
+    PartialReading,
     Recognition,
     RemoteHangup,
 )
@@ -602,6 +603,28 @@ class ToneSession:
             raise RecognizerError("feed() outside an utterance", code="asr_state")
         self._parts.append(np.asarray(pcm, dtype=np.int16).copy())
         return self.recognizer.read(self._audio())
+
+    def reading(self, *, flush: bool = False) -> PartialReading:
+        """The running reading: the phrases heard so far, the seconds fed, and the quiet
+        (below ``min_dbfs``) after the last phrase, in 20 ms frames. Tones are heard at once,
+        so ``flush`` changes nothing."""
+        del flush
+        if self._parts is None:
+            raise RecognizerError("reading() outside an utterance", code="asr_state")
+        samples = self._audio()
+        rec = self.recognizer
+        text = rec.read(samples)
+        frame = max(1, round(0.02 * rec.sample_rate))
+        n = len(samples) // frame
+        quiet = 0
+        if text and n:
+            x = samples[: n * frame].astype(np.float64).reshape(n, frame)
+            power = np.mean(x * x, axis=1) / (32768.0 * 32768.0)
+            loud = np.flatnonzero(10.0 * np.log10(np.maximum(power, 1e-12)) >= rec.min_dbfs)
+            quiet = n - int(loud[-1]) - 1 if len(loud) else 0
+        return PartialReading(
+            text, (), len(samples) / rec.sample_rate, quiet * frame / rec.sample_rate
+        )
 
     def end(self) -> Recognition:
         if self._parts is None:

@@ -27,10 +27,20 @@ import numpy as np
 
 from assistant.asr.session import SessionGuard
 from assistant.core.errors import RecognizerError
-from assistant.core.ports import PCM, Audio, ListenSpec, Recognition
+from assistant.core.ports import PCM, Audio, ListenSpec, PartialReading, Recognition
 
 ScriptItem = str | Recognition | RecognizerError
 Script = Iterable[ScriptItem] | Callable[[Audio], str | Recognition]
+#: |sample| at or below this is silence for the fake's running reading.
+QUIET_SAMPLE = 64
+
+
+def trailing_quiet_s(audio: Audio) -> float | None:
+    """Seconds of silence after the last sound in ``audio``; ``None`` when all is silent."""
+    loud = np.flatnonzero(np.abs(audio.samples.astype(np.int32)) > QUIET_SAMPLE)
+    if not len(loud):
+        return None
+    return (len(audio.samples) - int(loud[-1]) - 1) / audio.rate
 
 
 class FakeScriptExhausted(AssertionError):
@@ -62,10 +72,16 @@ class FakeRecognizer:
         sample_rate: int = 16000,
         name: str = "fake",
         partials: bool = False,
+        reading: Callable[[Audio], PartialReading] | None = None,
     ) -> None:
         """``partials``: ``feed`` returns the text of the answer about to be given (once some
-        audio came in) instead of ``""``; only for scripted lists of answers."""
+        audio came in) instead of ``""``; only for scripted lists of answers. ``reading``:
+        what a session's running reading makes of the utterance's audio so far (default: the
+        next scripted answer once some sound came in, see :meth:`FakeSession.reading`)."""
         self.name = name
+        self.reading = reading
+        self.readings = 0  # running readings asked for
+        self.flushed_readings = 0
         self.sample_rate = sample_rate
         self.partials = partials
         self._answer: Callable[[Audio], str | Recognition] | None
@@ -100,6 +116,13 @@ class FakeRecognizer:
             return ""
         item = self._queue[0]
         return "" if isinstance(item, RecognizerError) else _recognition(item).text
+
+    def peek_recognition(self) -> Recognition:
+        """The next scripted answer as a recognition (empty when none or not a recognition)."""
+        if self._answer is not None or not self._queue:
+            return Recognition()
+        item = self._queue[0]
+        return Recognition() if isinstance(item, RecognizerError) else _recognition(item)
 
     def answer(self, audio: Audio) -> Recognition:
         if self._answer is not None:
@@ -146,10 +169,32 @@ class FakeSession(SessionGuard):
             return self._rec.peek()
         return ""
 
+    def reading(self, *, flush: bool = False) -> PartialReading:
+        """The running reading. With the recogniser's ``reading`` callable: what it makes of
+        the audio so far. By default: once some sound (a sample above :data:`QUIET_SAMPLE`)
+        came in, the next scripted answer's text and word confidences, with the silence after
+        the last sound as the trailing blank; the fake hears everything at once, so ``flush``
+        changes nothing (it is counted)."""
+        self._require_spec()
+        self._rec.readings += 1
+        self._rec.flushed_readings += flush
+        audio = self._audio()
+        if self._rec.reading is not None:
+            return self._rec.reading(audio)
+        quiet = trailing_quiet_s(audio)
+        if quiet is None:
+            return PartialReading(heard_s=audio.duration)
+        upcoming = self._rec.peek_recognition()
+        confidences = upcoming.hypotheses[0].word_confidences if upcoming.hypotheses else ()
+        return PartialReading(upcoming.text, confidences, audio.duration, quiet)
+
+    def _audio(self) -> Audio:
+        samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        return Audio(samples.astype(np.int16, copy=False), self.sample_rate)
+
     def end(self) -> Recognition:
         spec = self._require_spec()
-        samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        audio = Audio(samples.astype(np.int16, copy=False), self.sample_rate)
+        audio = self._audio()
         self._spec = None
         self._chunks = []
         self._rec.utterances.append(Utterance(spec, audio, self._feeds))

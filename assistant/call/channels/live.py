@@ -4,6 +4,15 @@
 card): streaming recognition, end-of-utterance and no-input detection counted in audio samples,
 keypad entry, barge-in, per-stage latency. Recorded turns go through
 :mod:`assistant.call.channels.replay` instead.
+
+A live turn ends the way :mod:`assistant.audio.endpoint` describes: after a long silence, or,
+with a :class:`GrammarJudge`, as soon as the recogniser's running reading holds everything the
+turn expects (every digit still missing, or a clear yes or no) and a short silence confirms
+it. The channel asks the session for that reading (:func:`~assistant.core.ports.partial_reading`)
+only while the caller is quiet, and for a flushed one (one extra model step, which ``end``
+then reuses) at most once per pause. Voice activity comes from the injected detector (Silero
+VAD in the box) or frame energy. A barge-in flushes the queued prompt in the very frame in
+which the caller's speech is confirmed.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from assistant.audio.endpoint import (
     Endpointer,
@@ -19,9 +29,11 @@ from assistant.audio.endpoint import (
     MaxSpeech,
     SpeechEnded,
     SpeechStarted,
+    TurnReading,
 )
 from assistant.audio.endpoint import NoInput as EpNoInput
 from assistant.audio.resample import StreamResampler
+from assistant.audio.vad import VoiceActivity
 from assistant.call.channels.timing import StageSink, endpoint_settings, no_stage
 from assistant.call.prompt_voice import PromptVoice
 from assistant.call.runtime import SayResult
@@ -33,11 +45,60 @@ from assistant.core.ports import (
     CallMedia,
     DtmfDigit,
     ListenMode,
+    ListenSpec,
+    PartialReading,
     RecognizerSession,
     RemoteHangup,
+    partial_reading,
 )
 
 log = logging.getLogger("assistant.call.prompt_voice")
+
+
+class _DigitReadingLike(Protocol):
+    @property
+    def digits(self) -> str: ...
+
+    @property
+    def restart(self) -> bool: ...
+
+
+class TurnReader(Protocol):
+    """The dialog's own reading of words (:class:`assistant.language.numbers.NumberReader`)."""
+
+    def read_digits(self, text: str) -> _DigitReadingLike: ...
+
+    def read_yesno(self, text: str) -> object | None: ...
+
+
+class GrammarJudge:
+    """Whether a running reading already holds everything a turn expects.
+
+    Digits: exactly the ``spec.expected_digits`` still missing, read by the dialog's number
+    reader (no restart word). Yes/no: a clear yes or no (the reader's answer is not ``None``).
+    Never when a word of the reading scores below ``low_confidence`` (the dialog's threshold
+    for reading a digit back as uncertain), nor in free mode.
+    """
+
+    def __init__(self, reader: TurnReader, *, low_confidence: float = 0.5) -> None:
+        if not 0.0 <= low_confidence <= 1.0:
+            raise ConfigError(f"low_confidence must be in [0, 1], got {low_confidence!r}")
+        self.reader = reader
+        self.low_confidence = low_confidence
+
+    def complete(self, spec: ListenSpec, reading: PartialReading) -> bool:
+        if not reading.text.strip():
+            return False
+        if any(c < self.low_confidence for c in reading.word_confidences):
+            return False
+        if spec.mode is ListenMode.DIGITS:
+            if not spec.expected_digits:
+                return False
+            digits = self.reader.read_digits(reading.text)
+            return not digits.restart and len(digits.digits) == spec.expected_digits
+        if spec.mode is ListenMode.YESNO:
+            return self.reader.read_yesno(reading.text) is not None
+        return False
 
 
 @dataclass(frozen=True)
@@ -73,7 +134,11 @@ class LiveChannel:
         on_partial: Callable[[str], None] | None = None,
         stage: StageSink = no_stage,
         clock: Callable[[], float] = time.monotonic,
+        vad: Callable[[int], VoiceActivity] | None = None,
+        judge: GrammarJudge | None = None,
     ) -> None:
+        """``vad`` makes a voice-activity detector stream for a rate (``None``: frame energy);
+        ``judge`` ends turns early on a complete reading (``None``: after the silence only)."""
         if voice.rate != media.sample_rate:
             raise ConfigError(
                 f"voice renders at {voice.rate} Hz but the line runs at {media.sample_rate} Hz"
@@ -86,6 +151,8 @@ class LiveChannel:
         self.on_partial = on_partial
         self.stage = stage
         self.clock = clock
+        self.vad = vad
+        self.judge = judge
         self._pending_keys = ""
         self._pending_audio: list[PCM] = []
         self._speech_ended_at: float | None = None  # for the reply latency
@@ -105,7 +172,7 @@ class LiveChannel:
         self.stage("tts", self.clock() - t0)
         rate = self.media.sample_rate
         chunk = max(1, int(self.settings.play_chunk_s * rate))
-        barge = Endpointer(rate, EndpointSettings(no_input_s=3600.0, max_speech_s=3600.0))
+        barge = self._endpointer(rate, EndpointSettings(no_input_s=3600.0, max_speech_s=3600.0))
         preroll: list[PCM] = []
         preroll_len = int(self.settings.preroll_s * rate)
         pos = 0
@@ -155,7 +222,7 @@ class LiveChannel:
         if keys and (spec.mode is not ListenMode.DIGITS or keys.endswith("#")):
             return self._keys_done(keys)  # keyed during the prompt (barge-in)
         rate = self.media.sample_rate
-        ep = Endpointer(rate, endpoint_settings(spec))
+        ep = self._endpointer(rate, endpoint_settings(spec))
         to_asr = StreamResampler(rate, self.asr_rate)
         self.session.begin(spec)
         self._utterance_open = True
@@ -164,7 +231,7 @@ class LiveChannel:
         pending, self._pending_audio = self._pending_audio, []
         try:
             for samples in pending:
-                result = self._hear(ep, to_asr, samples)
+                result = self._hear(ep, to_asr, samples, spec)
                 if result is not None:
                     return result
             while True:
@@ -190,7 +257,7 @@ class LiveChannel:
                     if ep.now_s - last_key_at >= self.settings.interdigit_s:
                         return self._keys_done(keys)
                     continue
-                result = self._hear(ep, to_asr, event.samples)
+                result = self._hear(ep, to_asr, event.samples, spec)
                 if result is not None:
                     return result
         finally:
@@ -202,30 +269,61 @@ class LiveChannel:
         self._speech_ended_at = self.clock()
         return Keypad(keys)
 
-    def _hear(self, ep: Endpointer, to_asr: StreamResampler, samples: PCM) -> Event | None:
+    def _endpointer(self, rate: int, settings: EndpointSettings) -> Endpointer:
+        return Endpointer(rate, settings, vad=self.vad(rate) if self.vad is not None else None)
+
+    def _hear(
+        self, ep: Endpointer, to_asr: StreamResampler, samples: PCM, spec: ListenSpec
+    ) -> Event | None:
         """Feed one frame; return the turn's event when the turn is over."""
         partial = self.session.feed(to_asr.process(samples))
         if partial and self.on_partial is not None:
             self.on_partial(partial)
         for e in ep.feed(samples):
-            if isinstance(e, SpeechEnded | MaxSpeech):
+            result = self._turn_over(ep, to_asr, e)
+            if result is not None:
+                return result
+        s = ep.settings
+        if self.judge is None or s.complete_silence_s is None or not ep.speaking:
+            return None
+        if ep.quiet_s < s.min_vad_quiet_s:
+            return None
+        reading = partial_reading(self.session, flush=ep.wants_reading)
+        if reading is None:
+            return None
+        fact = TurnReading(
+            self.judge.complete(spec, reading), reading.heard_s, reading.trailing_blank_s
+        )
+        for e in ep.hear(fact):
+            result = self._turn_over(ep, to_asr, e)
+            if result is not None:
+                return result
+        return None
+
+    def _turn_over(self, ep: Endpointer, to_asr: StreamResampler, e: object) -> Event | None:
+        if isinstance(e, SpeechEnded | MaxSpeech):
+            if not (isinstance(e, SpeechEnded) and e.complete):
+                # after a complete reading and a silence the resampler's last few samples add
+                # nothing, and leaving them out lets end() reuse the flushed model step
                 tail = to_asr.flush()
                 if len(tail):
                     self.session.feed(tail)
-                t0 = self.clock()
-                recognition = self.session.end()
-                self._utterance_open = False
-                self.stage("asr_final", self.clock() - t0)
-                lag = ep.now_s - e.speech_end_s if isinstance(e, SpeechEnded) else 0.0
-                self._speech_ended_at = self.clock() - lag
+            t0 = self.clock()
+            recognition = self.session.end()
+            self._utterance_open = False
+            self.stage("asr_final", self.clock() - t0)
+            lag = ep.now_s - e.speech_end_s if isinstance(e, SpeechEnded) else 0.0
+            if isinstance(e, SpeechEnded):
+                self.stage("endpoint_wait", e.at_s - e.speech_end_s)
+            self._speech_ended_at = self.clock() - lag
+            return Heard(recognition)
+        if isinstance(e, EpNoInput):
+            recognition = self.session.end()
+            self._utterance_open = False
+            if recognition.text.strip():  # quiet speech the endpointer missed
+                self._speech_ended_at = self.clock()
                 return Heard(recognition)
-            if isinstance(e, EpNoInput):
-                recognition = self.session.end()
-                self._utterance_open = False
-                if recognition.text.strip():  # quiet speech the endpointer missed
-                    self._speech_ended_at = self.clock()
-                    return Heard(recognition)
-                return NoInput()
+            return NoInput()
         return None
 
     def close(self, outcome: Outcome) -> None:

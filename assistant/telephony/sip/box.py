@@ -13,12 +13,13 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.call.channels.live import LiveChannel, LiveSettings
+from assistant.audio.vad import VoiceActivity
+from assistant.call.channels.live import GrammarJudge, LiveChannel, LiveSettings
 from assistant.call.prompt_voice import PromptVoice
 from assistant.call.wiring import Box, BoxSettings
 from assistant.core.errors import AssistantError, ConfigError
@@ -47,10 +48,15 @@ class SipBox:
         log_dir: Path | None,
         live: LiveSettings | None = None,
         metrics: BoxMetrics | None = None,
+        vad: Callable[[int], VoiceActivity] | None = None,
     ) -> None:
+        """``vad`` makes each call's voice-activity detector (``None``: frame energy). Turns
+        end early when the running reading is complete, judged by the dialog's own reader."""
         if box.recognizer is None or box.voice is None:
             raise ConfigError("the phone line needs a recogniser and a voice")
         self.box = box
+        self.vad = vad
+        self.judge = GrammarJudge(box.reader, low_confidence=box.dialog.settings.low_confidence)
         self.recognizer: Recognizer = box.recognizer
         self.voice: PromptVoice = box.voice
         self.log_dir = log_dir
@@ -68,7 +74,13 @@ class SipBox:
             if metrics is not None:
                 session = MeteredSession(session, self.recognizer.sample_rate, metrics.rtf)
             live = LiveChannel(
-                media, session, self.recognizer.sample_rate, self.voice, settings=self.live
+                media,
+                session,
+                self.recognizer.sample_rate,
+                self.voice,
+                settings=self.live,
+                vad=self.vad,
+                judge=self.judge,
             )
             return live if metrics is None else MeteredChannel(live, metrics)
 
@@ -112,6 +124,21 @@ class SipBox:
             )
 
 
+VAD_ENGINES = ("silero", "webrtc", "energy")
+
+
+def make_vad(name: str) -> Callable[[int], VoiceActivity] | None:
+    """The per-call detector factory for ``name`` (the Silero model is loaded once, here)."""
+    from assistant.audio.vad import SileroModel, WebRtcVad
+
+    if name == "silero":
+        return SileroModel.load().stream
+    if name == "webrtc":
+        WebRtcVad(PHONE_RATE)  # fail at start-up, not on the first caller
+        return lambda rate: WebRtcVad(rate, mode=3)
+    return None
+
+
 def _ports(text: str) -> tuple[int, int]:
     try:
         lo, hi = (int(p) for p in text.split("-", 1))
@@ -137,8 +164,11 @@ class SipSettings:
     speech: SpeechSettings = field(default_factory=SpeechSettings)
     metrics_listen: str | None = None  # HOST:PORT for Prometheus, None: no metrics
     log_format: str = "json"  # "json": one object a line (see assistant.ops.logs), or "text"
+    vad: str = "silero"  # voice activity: silero (Silero VAD), webrtc, or energy
 
     def __post_init__(self) -> None:
+        if self.vad not in VAD_ENGINES:
+            raise ConfigError(f"unknown VAD {self.vad!r}; choose one of {', '.join(VAD_ENGINES)}")
         if self.max_calls < 1:
             raise ConfigError("--max-calls must be at least 1")
         _ports(self.rtp_ports)
@@ -165,7 +195,7 @@ def run_sip(settings: SipSettings) -> int:
         box.store.health()  # fail now, not on the first caller
         assert box.voice is not None and box.recognizer is not None
         box.voice.preload()  # fixed prompts rendered once, before the first call
-        handler = SipBox(box, log_dir=settings.log_dir, metrics=metrics)
+        handler = SipBox(box, log_dir=settings.log_dir, metrics=metrics, vad=make_vad(settings.vad))
         server = None
         if metrics is not None and settings.metrics_listen is not None:
             server = serve(metrics, settings.metrics_listen)

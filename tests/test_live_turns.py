@@ -1,0 +1,215 @@
+"""Answering like a person on a simulated line: turns that end as soon as they are complete,
+barge-in within one frame, voice activity from an injected detector. Nothing sleeps: the media
+clock is the only clock, so latencies are exact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assistant.accounts.store import SqlAccountStore
+from assistant.call.channels.live import GrammarJudge, LiveChannel
+from assistant.call.prompt_voice import PromptVoice
+from assistant.call.runtime import CallRuntime, CallSummary
+from assistant.core.dialog import Outcome
+from assistant.core.ports import PCM, ListenMode, ListenSpec, PartialReading
+from assistant.language.numbers import NumberReader
+from assistant.language.prompts import Prompts
+from assistant.testing.audio import FakeSynthesizer
+from assistant.testing.media import (
+    BoxDone,
+    BoxSpeaks,
+    Hangup,
+    ScriptedMedia,
+    Silence,
+    Speak,
+    Step,
+    ToneRecognizer,
+)
+from dialogs.reset import ResetDialog
+
+CODE_WORDS = "không một hai ba bốn năm sáu bảy tám chín"
+FIRST, REST = "không một hai ba", "bốn năm sáu bảy tám chín"
+PHRASES = [CODE_WORDS, "đúng rồi", "không", FIRST, REST, "ờ"]
+CALLER = "0912345678"
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> SqlAccountStore:
+    s = SqlAccountStore(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    s.create_schema()
+    s.add_account("0123456789", CALLER)
+    return s
+
+
+@pytest.fixture(scope="module")
+def prompts() -> Prompts:
+    return Prompts.load()
+
+
+@pytest.fixture(scope="module")
+def reader() -> NumberReader:
+    return NumberReader.load()
+
+
+@pytest.fixture(scope="module")
+def voice(prompts: Prompts) -> PromptVoice:
+    return PromptVoice(prompts, FakeSynthesizer(8000, seconds_per_char=0.01), 8000)
+
+
+@pytest.fixture()
+def asr() -> ToneRecognizer:
+    return ToneRecognizer(PHRASES)
+
+
+def say(asr: ToneRecognizer, text: str) -> Speak:
+    return Speak(asr.clip(text, 1.0, rate=8000))
+
+
+@dataclass
+class EnergyVad:
+    """A stand-in detector (loud 20 ms frames are speech) that counts the streams made."""
+
+    rate: int = 8000
+    frame_samples: int = 160
+    made: list[int] = field(default_factory=list)
+
+    def __call__(self, rate: int) -> EnergyVad:
+        self.made.append(rate)
+        return EnergyVad(rate, max(1, rate // 50))
+
+    def probability(self, frame: PCM) -> float:
+        return 0.9 if float(np.sqrt(np.mean(frame.astype(np.float64) ** 2))) > 300 else 0.0
+
+    def reset(self) -> None:
+        return None
+
+
+def run_call(
+    media: ScriptedMedia,
+    asr: ToneRecognizer,
+    voice: PromptVoice,
+    prompts: Prompts,
+    store: SqlAccountStore,
+    reader: NumberReader,
+    *,
+    judge: bool = True,
+    vad: EnergyVad | None = None,
+) -> CallSummary:
+    session = asr.open_session()
+    runtime: CallRuntime | None = None
+
+    def stage(name: str, seconds: float) -> None:
+        assert runtime is not None
+        runtime.summary.add_stage(name, seconds)
+
+    channel = LiveChannel(
+        media,
+        session,
+        asr.sample_rate,
+        voice,
+        stage=stage,
+        clock=media.clock,
+        judge=GrammarJudge(reader) if judge else None,
+        vad=vad,
+    )
+    runtime = CallRuntime(
+        ResetDialog(reader),
+        store,
+        channel,
+        prompts,
+        caller=media.caller,
+        call_id=media.call_id,
+        clock=media.clock,
+        reveal_password=True,
+    )
+    return runtime.run()
+
+
+def script(asr: ToneRecognizer) -> list[Step]:
+    return [BoxDone(0.3), say(asr, CODE_WORDS), BoxDone(0.3), say(asr, "đúng rồi"), BoxDone(0.3)]
+
+
+def test_a_complete_code_and_a_yes_are_answered_within_300_ms(  # type: ignore[no-untyped-def]
+    asr, voice, prompts, store, reader
+) -> None:
+    media = ScriptedMedia([*script(asr), say(asr, "không")])
+    summary = run_call(media, asr, voice, prompts, store, reader)
+    assert summary.outcome == Outcome.PASSWORD_ISSUED.value
+    latencies = summary.stages["reply_latency"]
+    assert len(latencies) == 3  # after the code, the yes, the no
+    assert all(0.25 <= x <= 0.3 for x in latencies), latencies
+    assert all(0.25 <= x <= 0.3 for x in summary.stages["endpoint_wait"])
+
+
+def test_without_the_judge_the_same_call_waits_the_long_silences(  # type: ignore[no-untyped-def]
+    asr, voice, prompts, store, reader
+) -> None:
+    media = ScriptedMedia([*script(asr), say(asr, "không")])
+    summary = run_call(media, asr, voice, prompts, store, reader, judge=False)
+    assert summary.outcome == Outcome.PASSWORD_ISSUED.value
+    code, yes, no = summary.stages["reply_latency"]
+    assert code >= 1.4 and yes >= 0.7 and no >= 0.7
+
+
+def test_a_code_read_in_parts_waits_between_groups(  # type: ignore[no-untyped-def]
+    asr, voice, prompts, store, reader
+) -> None:
+    media = ScriptedMedia(
+        [
+            BoxDone(0.3),
+            say(asr, FIRST),
+            Silence(0.6),  # a pause between groups: the code is not complete, the box waits
+            say(asr, REST),
+            BoxDone(0.3),
+            say(asr, "đúng rồi"),
+            BoxDone(0.3),
+            Hangup(),
+        ]
+    )
+    summary = run_call(media, asr, voice, prompts, store, reader)
+    assert summary.outcome == Outcome.PASSWORD_ISSUED.value
+    assert summary.turns[0].parsed == {"digits": "0123456789"}  # one turn, both groups
+    assert summary.stages["endpoint_wait"][0] == pytest.approx(0.26, abs=0.021)
+
+
+def test_an_unclear_answer_is_not_cut_short(asr, voice, prompts, store, reader) -> None:  # type: ignore[no-untyped-def]
+    media = ScriptedMedia(
+        [BoxDone(0.3), say(asr, CODE_WORDS), BoxDone(0.3), say(asr, "ờ"), Silence(2.0), Hangup()]
+    )
+    summary = run_call(media, asr, voice, prompts, store, reader)
+    waits = summary.stages["endpoint_wait"]
+    assert waits[0] < 0.3 and waits[1] >= 0.7  # "ờ" is neither yes nor no: the long silence
+
+
+def test_barge_in_stops_the_prompt_in_the_frame_the_speech_is_confirmed(  # type: ignore[no-untyped-def]
+    asr, voice, prompts, store, reader
+) -> None:
+    vad = EnergyVad()
+    media = ScriptedMedia([BoxSpeaks(0.5), say(asr, CODE_WORDS), BoxDone(0.3), Hangup()])
+    run_call(media, asr, voice, prompts, store, reader, vad=vad)
+    caller = media.caller_audio().samples
+    onset = int(np.flatnonzero(caller)[0]) // 160 * 160 / 8000  # the frame speech begins in
+    assert media.flushes, "the greeting was not interrupted"
+    # min_speech_s (0.12 s) of speech confirms a barge-in; the flush comes in that frame
+    assert 0.12 - 1e-6 <= media.flushes[0] - onset <= 0.12 + 0.02 + 1e-6
+    assert vad.made and set(vad.made) == {8000}  # barge-in and listening used the detector
+
+
+def test_the_judge_reads_like_the_dialog(reader: NumberReader) -> None:
+    judge = GrammarJudge(reader)
+    digits = ListenSpec(ListenMode.DIGITS, 4)
+    assert judge.complete(digits, PartialReading("một hai ba bốn"))
+    assert not judge.complete(digits, PartialReading("một hai ba"))
+    assert not judge.complete(digits, PartialReading("một hai ba bốn năm"))
+    assert not judge.complete(digits, PartialReading("một hai ba bốn", (0.9, 0.9, 0.3, 0.9)))
+    assert not judge.complete(ListenSpec(ListenMode.DIGITS), PartialReading("một hai ba bốn"))
+    yesno = ListenSpec(ListenMode.YESNO)
+    assert judge.complete(yesno, PartialReading("đúng"))
+    assert judge.complete(yesno, PartialReading("không"))
+    assert not judge.complete(yesno, PartialReading("đúng không"))  # contradictory: unclear
+    assert not judge.complete(yesno, PartialReading(""))
+    assert not judge.complete(ListenSpec(ListenMode.FREE), PartialReading("đúng"))
