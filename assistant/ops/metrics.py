@@ -33,7 +33,15 @@ from prometheus_client.exposition import start_http_server
 from assistant.call.runtime import Channel, SayResult, StageSink
 from assistant.core.dialog import Event, Heard, Keypad, Listen, Outcome, Say
 from assistant.core.errors import ConfigError
-from assistant.core.ports import PCM, ListenMode, ListenSpec, Recognition, RecognizerSession
+from assistant.core.ports import (
+    PCM,
+    ListenMode,
+    ListenSpec,
+    PartialReading,
+    Recognition,
+    RecognizerSession,
+    partial_reading,
+)
 
 __all__ = [
     "BoxMetrics",
@@ -189,6 +197,13 @@ class MeteredSession:
         self._busy += self._clock() - t0
         if self._audio > 0:
             self._on_rtf(self._busy / self._audio)
+        return result
+
+    def reading(self, *, flush: bool = False) -> PartialReading | None:
+        """The inner session's running reading (so metered calls end turns as early)."""
+        t0 = self._clock()
+        result = partial_reading(self._inner, flush=flush)
+        self._busy += self._clock() - t0
         return result
 
     def close(self) -> None:
