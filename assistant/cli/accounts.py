@@ -234,9 +234,7 @@ def cmd_throttles(args: argparse.Namespace) -> int:
 def cmd_unthrottle(args: argparse.Namespace) -> int:
     def run(store: SqlAccountStore) -> int:
         cleared = store.unthrottle(phone=args.phone, code=args.code)
-        what = (
-            f"number {mask_phone(args.phone)}" if args.phone else f"code {mask_code(args.code)}"
-        )
+        what = f"number {mask_phone(args.phone)}" if args.phone else f"code {mask_code(args.code)}"
         print(f"cleared {cleared} counted attempt(s) of {what}")
         return 0
 

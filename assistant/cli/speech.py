@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.accounts.store import default_db_url
+from assistant.core.errors import ConfigError
 from assistant.core.settings import ASR_ENGINES, DEFAULT_ASR, SpeechSettings
 
 PHONE_RATE = 8000
@@ -47,17 +48,29 @@ def speech_settings(args: argparse.Namespace) -> SpeechSettings:
 # -- replay ------------------------------------------------------------------------------------
 
 
+def _replay_db(args: argparse.Namespace, command: str) -> str:
+    """Replays reset real accounts: the database must be named, never the default one."""
+    if not args.db:
+        raise ConfigError(
+            f"{command} can reset accounts: name its database with --db (the default "
+            "database is never used by a replay)",
+            code="replay_db_required",
+        )
+    return str(args.db)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from assistant.cli.replay import ReplayRequest, run_replay
 
     request = ReplayRequest(
-        db_url=args.db,
+        db_url=_replay_db(args, "replay"),
         caller=args.caller,
         turns=[Path(p) for p in args.turns],
         speech=speech_settings(args),
         out_audio=args.out_audio,
         out_rate=args.out_rate,
         reveal_password=args.reveal_password,
+        reveal_codes=args.reveal_codes,
     )
     result = run_replay(request)
     print(json.dumps(result, ensure_ascii=False))
@@ -79,11 +92,12 @@ def cmd_replay_batch(args: argparse.Namespace) -> int:
 
     report = run_batch(
         Path(args.scenarios),
-        db_url=args.db,
+        db_url=_replay_db(args, "replay-batch"),
         speech=speech_settings(args),
         report_path=args.report,
         fmt=args.format,
         progress=not args.no_progress,
+        reveal_codes=args.reveal_codes,
     )
     print(json.dumps(report, ensure_ascii=False))
     return 0 if report["failed"] == 0 else 1
@@ -128,6 +142,9 @@ def cmd_sip(args: argparse.Namespace) -> int:
     return run_sip(settings)
 
 
+_REVEAL_CODES = "show the codes heard, keyed and read back (masked by default; the output says so)"
+
+
 def register(sub: Any) -> None:
     replay = sub.add_parser(
         "replay",
@@ -135,7 +152,7 @@ def register(sub: Any) -> None:
         description="Each TURN.wav is what the caller says at the box's next listening turn "
         "(any WAV format; converted). When the turns run out the caller is silent.",
     )
-    replay.add_argument("--db", default=default_db_url(), help="SQLAlchemy URL")
+    replay.add_argument("--db", help="SQLAlchemy URL (required: a replay can reset accounts)")
     replay.add_argument("--caller", help="caller phone number (omit: withheld)")
     add_speech_args(replay)
     add_voice_args(replay)
@@ -151,6 +168,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="include the issued password in the JSON (testers only)",
     )
+    replay.add_argument("--reveal-codes", action="store_true", help=_REVEAL_CODES)
     replay.add_argument("turns", nargs="+", metavar="TURN.wav")
     replay.set_defaults(func=cmd_replay)
 
@@ -174,7 +192,8 @@ def register(sub: Any) -> None:
         "scenario (turn WAVs in name order, scenario.json with caller and expect).",
     )
     batch.add_argument("scenarios", metavar="SCENARIOS")
-    batch.add_argument("--db", default=default_db_url(), help="SQLAlchemy URL")
+    batch.add_argument("--db", help="SQLAlchemy URL (required: a replay can reset accounts)")
+    batch.add_argument("--reveal-codes", action="store_true", help=_REVEAL_CODES)
     add_speech_args(batch)
     batch.add_argument("--report", type=Path, default=Path("replay-report.md"))
     batch.add_argument("--format", choices=("md", "html"), help="default: from --report's suffix")
