@@ -138,6 +138,9 @@ def cmd_sip(args: argparse.Namespace) -> int:
         rtp_timeout_s=args.rtp_timeout,
         ready_file=args.ready_file,
         speech=speech_settings(args),
+        caller_trust=args.caller_trust,
+        max_calls_per_source=args.max_calls_per_source,
+        limits=args.limits,
     )
     return run_sip(settings)
 
@@ -231,6 +234,26 @@ def register(sub: Any) -> None:
     sip.add_argument("--rtp-ports", default="40000-40999", help="RTP port range")
     sip.add_argument("--rtp-timeout", type=int, default=15, help="seconds without RTP: hang up")
     sip.add_argument("--ready-file", type=Path, help="touch this file once listening")
+    sip.add_argument(
+        "--caller-trust",
+        choices=("strict", "trunk", "open"),
+        default="trunk",
+        help="strict: the number only from P-Asserted-Identity of a trusted peer (else "
+        "withheld); trunk: that, else the From header, reason logged; open: lab softphone, "
+        "PAI from anyone (default: %(default)s)",
+    )
+    sip.add_argument(
+        "--max-calls-per-source",
+        type=int,
+        default=2,
+        help="calls at once from one untrusted address; more get busy (default: %(default)s)",
+    )
+    sip.add_argument(
+        "--limits",
+        metavar="SPEC",
+        help="limits across calls, e.g. phone_lookups=5,phone_issues=1,code_lookups=5,"
+        "account_issues=1,window_h=24 (default: $VSSID_LIMITS, else these)",
+    )
     add_speech_args(sip)
     add_voice_args(sip)
     sip.set_defaults(func=cmd_sip)

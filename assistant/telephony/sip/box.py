@@ -4,26 +4,32 @@ One recogniser model, one prompt voice (fixed prompts rendered once) and one acc
 shared by every call; each call gets its own dialog state, recogniser session and channel, in
 the worker thread the transport gives it. One JSON summary per call goes to ``--log-dir``:
 call id, masked caller, outcome, durations and per-stage latency (end of caller speech →
-first audio of the reply), nothing secret. SIGTERM drains: no new calls, current calls finish.
+first audio of the reply), nothing secret: the SIP Call-ID (a trunk may embed the calling
+number in it) is kept only as ``sip_call_id_hash``, an HMAC under the install's secret
+(operators recompute it with the same store to match a trunk's log). SIGTERM drains: no new
+calls, current calls finish.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import signal
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant.accounts.limits import LimitSettings
 from assistant.call.channels.live import LiveChannel, LiveSettings
 from assistant.call.prompt_voice import PromptVoice
 from assistant.call.wiring import Box, BoxSettings
 from assistant.core.errors import AssistantError, ConfigError
 from assistant.core.ports import CallMedia, Recognizer, RecognizerSession
 from assistant.core.settings import SpeechSettings
+from assistant.telephony.sip.callerid import CallerTrust
 
 PHONE_RATE = 8000
 
@@ -38,7 +44,14 @@ def _percentile(values: list[float], q: float) -> float:
 class SipBox:
     """The per-call handler and summary writer given to the transport."""
 
-    def __init__(self, box: Box, *, log_dir: Path | None, live: LiveSettings | None = None) -> None:
+    def __init__(
+        self,
+        box: Box,
+        *,
+        log_dir: Path | None,
+        live: LiveSettings | None = None,
+        call_id_digest: Callable[[str], str] | None = None,
+    ) -> None:
         if box.recognizer is None or box.voice is None:
             raise ConfigError("the phone line needs a recogniser and a voice")
         self.box = box
@@ -46,6 +59,7 @@ class SipBox:
         self.voice: PromptVoice = box.voice
         self.log_dir = log_dir
         self.live = live or LiveSettings()
+        self._digest = call_id_digest or _sha256_digest
         self._summaries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.finished = 0
@@ -79,7 +93,11 @@ class SipBox:
         with self._lock:
             summary = self._summaries.pop(call_id, {"call_id": call_id, "outcome": None})
             self.finished += 1
-        summary["sip"] = dict(info)
+        sip = dict(info)
+        raw_call_id = sip.pop("sip_call_id", None)
+        if raw_call_id:  # a trunk may embed the calling number in it: keep a keyed hash only
+            sip["sip_call_id_hash"] = self._digest(str(raw_call_id))[:32]
+        summary["sip"] = sip
         log.info("call %s: %s", call_id, summary.get("outcome"))
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -87,6 +105,10 @@ class SipBox:
             path.write_text(
                 json.dumps(summary, ensure_ascii=False, indent=1, default=str), encoding="utf-8"
             )
+
+
+def _sha256_digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def _ports(text: str) -> tuple[int, int]:
@@ -112,10 +134,18 @@ class SipSettings:
     rtp_timeout_s: int = 15
     ready_file: Path | None = None
     speech: SpeechSettings = field(default_factory=SpeechSettings)
+    caller_trust: str = "trunk"
+    max_calls_per_source: int = 2
+    limits: str | None = None  # "phone_lookups=5,..." (None: $VSSID_LIMITS, else defaults)
 
     def __post_init__(self) -> None:
         if self.max_calls < 1:
             raise ConfigError("--max-calls must be at least 1")
+        if self.max_calls_per_source < 1:
+            raise ConfigError("--max-calls-per-source must be at least 1")
+        CallerTrust(self.caller_trust)
+        if self.limits is not None:
+            LimitSettings.parse(self.limits)
         _ports(self.rtp_ports)
 
     @property
@@ -129,17 +159,27 @@ def run_sip(settings: SipSettings) -> int:
     box_settings = BoxSettings(
         db_url=settings.db_url, speech=settings.speech, recognizer=True, voice_rate=PHONE_RATE
     )
-    with Box.open(box_settings) as box:
+    from assistant.accounts.store import SqlAccountStore
+
+    limits = LimitSettings.parse(settings.limits) if settings.limits is not None else None
+    store = SqlAccountStore(settings.db_url, limits=limits)
+    with Box.open(box_settings, store=store) as box:
         box.store.health()  # fail now, not on the first caller
         assert box.voice is not None and box.recognizer is not None
         box.voice.preload()  # fixed prompts rendered once, before the first call
-        handler = SipBox(box, log_dir=settings.log_dir)
+        handler = SipBox(
+            box,
+            log_dir=settings.log_dir,
+            call_id_digest=lambda value: store.keyed_digest("sip-call-id", value),
+        )
         transport = BaresipTransport(
             settings.listen,
             max_calls=settings.max_calls,
             trusted_peers=list(settings.trusted_peers),
             rtp_ports=settings.rtp_range,
             rtp_timeout_s=settings.rtp_timeout_s,
+            caller_trust=CallerTrust(settings.caller_trust),
+            max_calls_per_source=settings.max_calls_per_source,
         )
         signal.signal(signal.SIGTERM, lambda *_: transport.drain())
         signal.signal(signal.SIGINT, lambda *_: transport.stop())
@@ -152,6 +192,9 @@ def run_sip(settings: SipSettings) -> int:
 
             threading.Thread(target=announce, daemon=True, name="sip-ready").start()
         log.warning("answering SIP calls on %s (engine %s)", settings.listen, box.recognizer.name)
-        transport.serve(handler.handle_call, on_call_end=handler.call_ended)
+        try:
+            transport.serve(handler.handle_call, on_call_end=handler.call_ended)
+        finally:
+            store.close()
     print(json.dumps({"calls": handler.finished}))
     return 0
