@@ -56,11 +56,11 @@ def _sdp_problem(body: str) -> str | None:
                 audio = parts
         elif line.startswith("c="):
             parts = line[2:].split()
-            address = parts[2].split("/", 1)[0] if len(parts) == 3 and parts[0] == "IN" else ""
+            conn = parts[2].split("/", 1)[0] if len(parts) == 3 and parts[0] == "IN" else ""
             if in_audio:
-                audio_conn = address
+                audio_conn = conn
             elif audio is None:
-                session_conn = address
+                session_conn = conn
         elif in_audio and line.startswith("a=rtpmap:"):
             pt, _, encoding = line[len("a=rtpmap:") :].partition(" ")
             rtpmap[pt] = encoding.split("/", 1)[0].upper()
@@ -70,7 +70,7 @@ def _sdp_problem(body: str) -> str | None:
         return "sdp_bad_audio_port"
     if not audio[2].upper().startswith("RTP/"):
         return "sdp_bad_transport"
-    address: str | None = audio_conn if audio_conn is not None else session_conn
+    address = audio_conn if audio_conn is not None else session_conn
     if not address or not _address_ok(address):
         return "sdp_bad_address"
     offered = {rtpmap.get(pt) or _G711.get(pt, "") for pt in audio[3:]}
