@@ -203,3 +203,13 @@ def test_operators_see_and_clear_throttles(store: SqlAccountStore) -> None:
     assert store.lookup(PHONE, CODE) is LookupVerdict.MATCH
     assert [e.kind for e in store.throttles()] == []
     assert len(store.throttles(include_all=True)) > 0
+
+
+def test_a_reset_account_does_not_tell_strangers_its_code_exists(store: SqlAccountStore) -> None:
+    """After the account's password of the day, another number trying its code hears the
+    mismatch, like for any unknown code: only a matching caller hears the throttled words."""
+    assert store.reset_password(PHONE, CODE, call_id="c1", caller_source="none")
+    assert store.lookup(OTHER_PHONE, CODE) is LookupVerdict.MISMATCH
+    assert store.lookup("0900000001", UNKNOWN_CODE) is LookupVerdict.MISMATCH
+    with pytest.raises(ThrottledError):  # and the holder gets one password a day
+        store.reset_password(PHONE, CODE, call_id="c2", caller_source="none")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from assistant.accounts.store import SqlAccountStore
+from assistant.call.runtime import MASKED_SPEECH
 from assistant.cli.mic import InterruptibleMedia, MicSettings, run_mic, run_mic_with
 from assistant.core.errors import AudioError, RecognizerError, TransportError
 from assistant.core.ports import (
@@ -27,6 +28,7 @@ from assistant.core.ports import (
     ListenSpec,
     RemoteHangup,
 )
+from assistant.language.phone import mask_code
 from assistant.telephony.sounddevice import (
     SoundDeviceMedia,
     list_devices,
@@ -569,8 +571,9 @@ def test_spoken_call_issues_a_password(db_url: str, rate: int) -> None:
     assert "password" not in result
     assert "interrupted" not in result
     assert result["caller"] == "*******678"
-    assert [t.get("heard") for t in result["turns"][:3]] == [CODE_WORDS, "đúng", "không"]
-    assert result["turns"][0]["digits"] == CODE
+    # the code is masked in the summary: what was heard while collecting it, and its digits
+    assert [t.get("heard") for t in result["turns"][:3]] == [MASKED_SPEECH, "đúng", "không"]
+    assert result["turns"][0]["digits"] == mask_code(CODE)
     assert result["stages"]["reply_latency"] == [
         pytest.approx(1.4),
         pytest.approx(0.7),
@@ -592,7 +595,7 @@ def test_keypad_call(db_url: str) -> None:
     )
     result, console = call(media, rec, mic_args(db_url))
     assert result["outcome"] == "password_issued"
-    assert result["turns"][0]["keys"] == CODE + "#"
+    assert result["turns"][0]["keys"] == mask_code(CODE)  # keys are masked like the code
     assert "Quý khách: [phím] 1\n" in console
 
 
@@ -612,7 +615,7 @@ def test_barge_in_interrupts_the_greeting(db_url: str) -> None:
     assert len(media.flushes) == 1
     assert "(ngắt lời)" in console
     assert "vui lòng đọc mã số" not in result["turns"][0]["box"]  # ask_code was skipped
-    assert result["turns"][0]["digits"] == CODE
+    assert result["turns"][0]["digits"] == mask_code(CODE)
 
 
 def test_speech_does_not_interrupt_without_barge_in(db_url: str) -> None:

@@ -60,8 +60,10 @@ TURNS = (CODE_TURN, CODE_TURN, YES_TURN)
 
 def test_replayed_call_issues_a_valid_password(db: str, tmp_path: Path) -> None:
     box = tmp_path / "box.wav"
-    result = replay(db, "0987654321", *TURNS, extra=("--reveal-password", "--out-audio", str(box)))
+    extra = ("--reveal-password", "--reveal-codes", "--out-audio", str(box))
+    result = replay(db, "0987654321", *TURNS, extra=extra)
     assert result["outcome"] == "password_issued", json.dumps(result, ensure_ascii=False)
+    assert result["codes_revealed"] is True  # said at the top of the JSON
     turns = result["turns"]
     assert isinstance(turns, list)
     assert turns[0]["digits"] == "7912345680"
@@ -71,7 +73,7 @@ def test_replayed_call_issues_a_valid_password(db: str, tmp_path: Path) -> None:
     check = assistant(
         "accounts", "check", "--db", db, "--code", "7912345680", "--password", password
     )
-    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.returncode == 3, check.stdout + check.stderr  # valid; a change is due
     # The box's voice: non-empty audio at the phone line's rate, longer than its prompts' text.
     audio = read_wav(box, 8000)
     info = box.read_bytes()[:44]
@@ -84,6 +86,18 @@ def test_replayed_call_from_another_number_is_a_mismatch(db: str) -> None:
     assert result["outcome"] == "mismatch"
     assert "password" not in result
     assert "không khớp" in str(result["turns"][-1]["box"])  # type: ignore[index]
+    # without --reveal-codes the code is nowhere: not heard, not keyed, not read back
+    assert result["codes_revealed"] is False
+    text = json.dumps(result, ensure_ascii=False)
+    assert "7912345680" not in text and "*******680" in text
+    assert "bảy, chín, một" not in text and "bảy chín một" not in text
+
+
+def test_replay_needs_an_explicit_database(db: str) -> None:
+    for command in (["replay", "--caller", "0987654321", str(CODE_TURN)], ["replay-batch", "x"]):
+        proc = assistant(*command)
+        assert proc.returncode == 2 and proc.stdout == ""
+        assert proc.stderr.startswith("error [replay_db_required]"), proc.stderr
 
 
 def test_silence_when_the_turns_run_out(db: str) -> None:
@@ -164,4 +178,4 @@ def test_real_voice_replayed_call(db: str, tmp_path: Path) -> None:
         "--password",
         str(result["password"]),
     )
-    assert check.returncode == 0
+    assert check.returncode == 3  # valid, and a change is due

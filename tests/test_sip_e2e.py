@@ -332,6 +332,8 @@ def assert_summary_shape(line: Line, result: CallResult) -> None:
     assert latency and all(v >= 0 for v in latency)
     assert s["latency"]["reply_latency"]["n"] == len(latency)
     assert "turns" not in s  # what was heard may hold the code
+    assert "sip_call_id" not in s["sip"]  # a trunk may embed the number: a keyed hash only
+    assert len(s["sip"]["sip_call_id_hash"]) == 32
     text = result.path.read_text(encoding="utf-8")
     leaked = [x for x in line.secrets() if x in text]
     assert not leaked, f"{result.path.name} holds a code, phone number or password"
@@ -361,7 +363,7 @@ def test_spoken_code_gets_the_password_read_twice(line: Line, tmp_path: Path) ->
         password = issued_password(result, SPEAKER)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{recogniser_diagnosis(tmp_path, WORDS)}") from None
-    assert check_passwords(line, [(SPEAKER.code, password)]) == [0]
+    assert check_passwords(line, [(SPEAKER.code, password)]) == [3]  # valid, a change is due
     assert_issued_row(audit_rows(line, result.summary["call_id"])[0], SPEAKER)
     assert_summary_shape(line, result)
     assert len(result.summary["stages"]["asr_final"]) >= 2  # the code, then the yes
@@ -379,7 +381,7 @@ def test_keypad_code_gets_the_password(line: Line, keypad_result: CallResult) ->
     password = issued_password(keypad_result, KEYPAD)
     wrong = password[:-1] + str((int(password[-1]) + 1) % 10)
     # the password heard is the valid one (and the check can fail)
-    assert check_passwords(line, [(KEYPAD.code, password), (KEYPAD.code, wrong)]) == [0, 1]
+    assert check_passwords(line, [(KEYPAD.code, password), (KEYPAD.code, wrong)]) == [3, 1]
     assert_issued_row(audit_rows(line, keypad_result.summary["call_id"])[0], KEYPAD)
     assert keypad_result.summary["sip"]["ended_by"] == "box"
 
@@ -455,7 +457,7 @@ def test_three_simultaneous_calls(line: Line, tmp_path: Path) -> None:
     assert len({r.summary["call_id"] for r in (carol, dave, eve)}) == 3
     carol_pw, dave_pw = issued_password(carol, CAROL), issued_password(dave, DAVE)
     assert carol_pw != dave_pw
-    assert check_passwords(line, [(CAROL.code, carol_pw), (DAVE.code, dave_pw)]) == [0, 0]
+    assert check_passwords(line, [(CAROL.code, carol_pw), (DAVE.code, dave_pw)]) == [3, 3]
     assert eve.summary["outcome"] == "mismatch" and eve.passwords == []
     rows = audit_rows(line, *(r.summary["call_id"] for r in (carol, dave, eve)))
     assert_issued_row(rows[0], CAROL)

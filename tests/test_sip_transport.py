@@ -28,7 +28,14 @@ from sip.softphone import CallRefusedError, SoftphoneCaller, baresip_available
 from sip.standin import CallRecord, StandInHandler
 
 from assistant.core.errors import AudioError, ConfigError
-from assistant.core.ports import AudioFrame, CallerId, CallerSource, DtmfDigit, RemoteHangup
+from assistant.core.ports import (
+    AudioFrame,
+    CallerId,
+    CallerSource,
+    DtmfDigit,
+    PeerClass,
+    RemoteHangup,
+)
 from assistant.telephony.sip.callerid import (
     TrustedPeers,
     caller_id,
@@ -131,10 +138,18 @@ def _cid(headers: Mapping[str, str], source_ip: str | None, peers: list[str]) ->
 
 def test_pai_honoured_only_from_trusted_peer() -> None:
     headers = {"From": FROM, "P-Asserted-Identity": PAI}
-    assert _cid(headers, "10.1.2.3", ["10.1.2.3"]) == CallerId("+84987654321", CallerSource.PAI)
-    assert _cid(headers, "10.1.2.4", ["10.1.2.3"]) == CallerId("0912345678", CallerSource.FROM)
-    assert _cid(headers, "10.1.2.3", []) == CallerId("0912345678", CallerSource.FROM)
-    assert _cid(headers, None, ["10.1.2.3"]) == CallerId("0912345678", CallerSource.FROM)
+    assert _cid(headers, "10.1.2.3", ["10.1.2.3"]) == CallerId(
+        "+84987654321", CallerSource.PAI, PeerClass.TRUSTED
+    )
+    assert _cid(headers, "10.1.2.4", ["10.1.2.3"]) == CallerId(
+        "0912345678", CallerSource.FROM, PeerClass.UNTRUSTED
+    )
+    assert _cid(headers, "10.1.2.3", []) == CallerId(
+        "0912345678", CallerSource.FROM, PeerClass.UNTRUSTED
+    )
+    assert _cid(headers, None, ["10.1.2.3"]) == CallerId(
+        "0912345678", CallerSource.FROM, PeerClass.UNTRUSTED
+    )
 
 
 def test_trusted_networks_and_header_case() -> None:
@@ -145,7 +160,9 @@ def test_trusted_networks_and_header_case() -> None:
 
 def test_anonymous_pai_from_trusted_peer_falls_back_to_from() -> None:
     headers = {"From": FROM, "P-Asserted-Identity": "<sip:anonymous@anonymous.invalid>"}
-    assert _cid(headers, "10.1.2.3", ["10.1.2.3"]) == CallerId("0912345678", CallerSource.FROM)
+    assert _cid(headers, "10.1.2.3", ["10.1.2.3"]) == CallerId(
+        "0912345678", CallerSource.FROM, PeerClass.TRUSTED
+    )
 
 
 @pytest.mark.parametrize(
@@ -159,13 +176,13 @@ def test_anonymous_pai_from_trusted_peer_falls_back_to_from() -> None:
 )
 def test_no_number_gives_source_none(from_value: str) -> None:
     got = caller_id({"From": from_value}, peer_uri=None, source_ip=None, trusted=TrustedPeers([]))
-    assert got == CallerId(None, CallerSource.NONE)
+    assert got == CallerId(None, CallerSource.NONE, PeerClass.UNTRUSTED)
 
 
 def test_from_uri_used_when_header_not_exposed() -> None:
     # e.g. a compact "f:" header: the stack still parsed the peer URI
     got = caller_id({}, peer_uri="sip:0912345678@h", source_ip=None, trusted=TrustedPeers([]))
-    assert got == CallerId("0912345678", CallerSource.FROM)
+    assert got == CallerId("0912345678", CallerSource.FROM, PeerClass.UNTRUSTED)
 
 
 def test_trusted_peer_rejects_host_names() -> None:
@@ -454,7 +471,7 @@ def test_call_audio_both_ways_digits_and_box_hangup(tmp_path: Path, line: LineFa
         heard = phone.received_wav()
     rec = ln.record()
     info = ln.call_end()
-    assert rec.caller == CallerId(ALICE, CallerSource.FROM)
+    assert rec.caller == CallerId(ALICE, CallerSource.FROM, PeerClass.TRUSTED)
     assert rec.digits == "0123456789*#"
     assert rec.box_hung_up and rec.remote_hangup is None
     assert rec.sample_rate == 8000
@@ -550,9 +567,9 @@ def test_three_simultaneous_calls_all_served(tmp_path: Path, line: LineFactory) 
     records = [ln.record() for _ in phones]
     by_digits = {r.digits: r for r in records}
     assert set(by_digits) == {"1#", "2#", "3#"}
-    assert by_digits["1#"].caller == CallerId(ALICE, CallerSource.FROM)
-    assert by_digits["2#"].caller == CallerId("+84900000002", CallerSource.FROM)
-    assert by_digits["3#"].caller == CallerId(None, CallerSource.NONE)
+    assert by_digits["1#"].caller == CallerId(ALICE, CallerSource.FROM, PeerClass.TRUSTED)
+    assert by_digits["2#"].caller == CallerId("+84900000002", CallerSource.FROM, PeerClass.TRUSTED)
+    assert by_digits["3#"].caller == CallerId(None, CallerSource.NONE, PeerClass.TRUSTED)
     assert len({r.call_id for r in records}) == 3
     for samples in heard:
         assert _seconds_at(samples, 1000) >= 0.4
@@ -727,7 +744,7 @@ def test_pai_honoured_from_trusted_peer(tmp_path: Path, line: LineFactory) -> No
     handler = StandInHandler(sig.tone(1000, 0.3), hangup_on=None, hangup_after_s=1.5)
     ln = line(handler, trusted_peers=("127.0.0.1",))
     rec = _sipp_call(tmp_path, ln)
-    assert rec.caller == CallerId("+84987654321", CallerSource.PAI)
+    assert rec.caller == CallerId("+84987654321", CallerSource.PAI, PeerClass.TRUSTED)
     assert rec.box_hung_up
     assert _reached(SIPP_SIGNAL[2400:], rec.audio) > 0.95  # sipp's mu-law RTP arrived
 
@@ -739,7 +756,7 @@ def test_pai_ignored_from_untrusted_peer(tmp_path: Path, line: LineFactory) -> N
     # a trusted trunk elsewhere (never contacted): our sipp on 127.0.0.1 is not it
     ln = line(handler, trusted_peers=("192.0.2.1", "10.0.0.0/8"))
     rec = _sipp_call(tmp_path, ln)
-    assert rec.caller == CallerId("+84900000009", CallerSource.FROM)
+    assert rec.caller == CallerId("+84900000009", CallerSource.FROM, PeerClass.UNTRUSTED)
     assert ln.call_end()["trusted_peer"] is False
 
 

@@ -91,6 +91,7 @@ def run_call(
         call_id=media.call_id,
         clock=media.clock,
         reveal_password=True,
+        reveal_codes=True,  # these tests read what was heard
     )
     return runtime.run()
 

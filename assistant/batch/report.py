@@ -41,6 +41,7 @@ class BatchReport:
     results: list[ScenarioResult]
     wall_s: float
     generated_at: str
+    codes_revealed: bool = False  # --reveal-codes: the report holds codes in the clear
 
     @property
     def passed(self) -> int:
@@ -120,6 +121,9 @@ def _turn_answer(turn: dict[str, Any]) -> str:
     return ", ".join(parts) or "–"
 
 
+REVEALED = "Codes revealed (--reveal-codes): this report holds social-insurance codes in clear"
+
+
 def _summary_rows(report: BatchReport) -> list[tuple[str, str]]:
     return [
         ("Scenarios", f"{len(report.results)} ({report.source})"),
@@ -132,6 +136,7 @@ def _summary_rows(report: BatchReport) -> list[tuple[str, str]]:
         ("Real-time factor", _fmt_s(report.rtf, 3)),
         ("Batch run time", f"{report.wall_s:.2f} s"),
         ("Generated", report.generated_at),
+        ("Codes", REVEALED if report.codes_revealed else "masked"),
     ]
 
 
@@ -195,7 +200,10 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]
 
 
 def render_markdown(report: BatchReport) -> str:
-    lines = ["# Replay batch report", "", "## Summary", ""]
+    lines = ["# Replay batch report", ""]
+    if report.codes_revealed:
+        lines += [f"**{REVEALED}**", ""]
+    lines += ["## Summary", ""]
     lines += _md_table(["", ""], _summary_rows(report))
     latencies = report.latencies()
     if latencies:
@@ -274,6 +282,7 @@ def render_html(report: BatchReport) -> str:
         "</head>",
         "<body>",
         "<h1>Replay batch report</h1>",
+        *([f"<p><strong>{REVEALED}</strong></p>"] if report.codes_revealed else []),
         "<h2>Summary</h2>",
         "<table><tbody>",
     ]

@@ -88,6 +88,7 @@ def run_scenario(
     *,
     speech: SpeechSettings,
     audio_s: float,
+    reveal_codes: bool = False,
 ) -> ScenarioResult:
     result = ScenarioResult(
         name=scenario.name,
@@ -97,7 +98,13 @@ def run_scenario(
         audio_s=audio_s,
     )
     dialog = WatchedDialog(box.reader)
-    request = ReplayRequest(db_url="", caller=scenario.caller, turns=scenario.turns, speech=speech)
+    request = ReplayRequest(
+        db_url="",
+        caller=scenario.caller,
+        turns=scenario.turns,
+        speech=speech,
+        reveal_codes=reveal_codes,
+    )
     t0 = time.perf_counter()
     try:
         summary, channel = replay_call(request, box, dialog=dialog)
@@ -149,8 +156,12 @@ def run_batch(
     fmt: str | None,
     progress: bool,
     recognizer: Recognizer | None = None,
+    reveal_codes: bool = False,
 ) -> dict[str, Any]:
     """Replay every scenario, write the report, return the summary (see the module doc).
+
+    Codes (heard digits, keys, read-backs) are masked in the report unless ``reveal_codes``;
+    the report's header says so when they are not.
 
     ``recognizer``: an already loaded recogniser to use (tests); it is then not closed here.
     Otherwise the one ``speech`` names is loaded once, after every file has been checked.
@@ -183,7 +194,9 @@ def run_batch(
             if problem is not None or rec is None:
                 results.append(_failed(sc, problem or Problem("scenario_invalid", "?"), seconds))
             else:
-                results.append(run_scenario(sc, box, speech=speech, audio_s=seconds))
+                results.append(
+                    run_scenario(sc, box, speech=speech, audio_s=seconds, reveal_codes=reveal_codes)
+                )
             passed = sum(r.passed for r in results)
             bar.set_postfix(passed=passed, failed=len(results) - passed, refresh=False)
         bar.close()
@@ -195,6 +208,7 @@ def run_batch(
         results=results,
         wall_s=time.perf_counter() - started,
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        codes_revealed=reveal_codes,
     )
     text = render_html(report) if report_format == "html" else render_markdown(report)
     _write(report_path, text)
@@ -211,6 +225,7 @@ def run_batch(
         "recognition_s": round(report.asr_s, 3),
         "rtf": None if rtf is None else round(rtf, 4),
         "failures": [r.name for r in results if not r.passed],
+        "codes_revealed": reveal_codes,
     }
 
 

@@ -4,6 +4,12 @@ The dialog decides; the runtime does: it speaks and listens through a :class:`Ch
 text, replayed WAV files, a microphone, a phone line), asks the :class:`AccountStore`, and feeds
 the results back as events. It keeps a transcript (masked unless asked otherwise) and a summary
 with per-stage timings. The clock is injected, so tests control time.
+
+Secrets in the transcript: the password is masked unless ``reveal_password``, and so are the
+codes (the read-back, the digits heard or keyed while collecting them) unless
+``reveal_codes``. Every call that starts leaves exactly one audit row: the reset writes its
+own, the end of the call writes the others, and a call cut short (hung up during its last
+prompts, an engine failing) is audited on the way out with the outcome the dialog reached.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from assistant.core.dialog import (
     Action,
     CallStarted,
     Dialog,
+    Digits,
     EndCall,
     EngineFailed,
     Event,
@@ -41,10 +48,11 @@ from assistant.core.errors import (
     RecognizerError,
     StoreError,
     SynthesizerError,
+    ThrottledError,
     TransportError,
 )
-from assistant.core.ports import AccountStore, CallerId, CallerSource
-from assistant.language.phone import mask_phone
+from assistant.core.ports import AccountStore, CallerId, CallerSource, ListenMode, LookupVerdict
+from assistant.language.phone import mask_digits, mask_phone
 from assistant.language.prompts import Prompts
 
 log = logging.getLogger("assistant.call")
@@ -149,6 +157,7 @@ class CallRuntime:
         caller: CallerId,
         call_id: str | None = None,
         reveal_password: bool = False,
+        reveal_codes: bool = False,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
@@ -159,6 +168,7 @@ class CallRuntime:
         self.caller = caller
         self.call_id = call_id or uuid.uuid4().hex[:12]
         self.reveal = reveal_password
+        self.reveal_codes = reveal_codes
         self.clock = clock
         self.summary = CallSummary(
             call_id=self.call_id,
@@ -195,6 +205,13 @@ class CallRuntime:
             self.summary.error = exc.code
             self.summary.error_message = exc.message
             self._fail_politely(state, exc)
+        else:
+            if not self._audited:  # cut short after the dialog ended (hung up on its last words)
+                outcome = getattr(state, "outcome", None)
+                self.summary.outcome = self.summary.outcome or (
+                    outcome.value if isinstance(outcome, Outcome) else Outcome.HUNG_UP.value
+                )
+                self._audit(Outcome(self.summary.outcome))
         finally:
             if self._turn.box:
                 self.summary.turns.append(self._turn)
@@ -211,7 +228,7 @@ class CallRuntime:
                 if skip_says:
                     continue
                 secret = any(getattr(v, "secret", False) for v in action.params.values())
-                self._turn.box += self.prompts.text(action, reveal=self.reveal) + " "
+                self._turn.box += self.prompts.text(self._shown(action), reveal=self.reveal) + " "
                 result = self.channel.say(action, interruptible=listens and not secret)
                 if result is SayResult.HUNG_UP:
                     return [HungUp()]
@@ -221,17 +238,28 @@ class CallRuntime:
             elif isinstance(action, Lookup):
                 self._code = action.code
                 t0 = self.clock()
-                matched = self.store.matches(action.caller, action.code)
+                verdict = self.store.lookup(action.caller, action.code)
                 self.summary.add_stage("lookup", self.clock() - t0)
-                out.append(LookupResult(matched))
+                out.append(
+                    LookupResult(
+                        verdict is LookupVerdict.MATCH,
+                        throttled=verdict is LookupVerdict.THROTTLED,
+                    )
+                )
             elif isinstance(action, IssuePassword):
                 t0 = self.clock()
-                password = self.store.reset_password(
-                    action.caller,
-                    action.code,
-                    call_id=self.call_id,
-                    caller_source=self.summary.caller_source,
-                )
+                try:
+                    password = self.store.reset_password(
+                        action.caller,
+                        action.code,
+                        call_id=self.call_id,
+                        caller_source=self.summary.caller_source,
+                        peer_class=self.caller.peer.value,
+                    )
+                except ThrottledError:  # another call got this account's password first
+                    self.summary.add_stage("issue", self.clock() - t0)
+                    out.append(LookupResult(False, throttled=True))
+                    continue
                 self.summary.add_stage("issue", self.clock() - t0)
                 if password is None:
                     out.append(LookupResult(False))
@@ -260,6 +288,9 @@ class CallRuntime:
             turn.parsed = interpreter(listen.spec.mode, event)
         if isinstance(event, NoInput | HungUp):
             turn.parsed = {k: None for k in turn.parsed}
+        if not self.reveal_codes:
+            as_digits = interpreter(ListenMode.DIGITS, event) if interpreter is not None else {}
+            _mask_turn(turn, listen.spec.mode, as_digits.get("digits"))
         self.summary.turns.append(turn)
         self._turn = Turn()
         return event
@@ -279,8 +310,19 @@ class CallRuntime:
             code=self._code,
             outcome=outcome.value,
             caller_source=self.summary.caller_source,
+            peer_class=self.caller.peer.value,
         )
         self._audited = True
+
+    def _shown(self, say: Say) -> Say:
+        """``say`` as the transcript shows it: codes masked like passwords unless revealed."""
+        if self.reveal_codes:
+            return say
+        params = {
+            k: Digits(v.value, v.groups, secret=True) if isinstance(v, Digits) else v
+            for k, v in say.params.items()
+        }
+        return Say(say.prompt, params)
 
     def _fail_politely(self, state: Any, error: AssistantError) -> None:
         """An engine failed: the dialog says how the call ends (the technical-error prompt and
@@ -315,6 +357,25 @@ class CallRuntime:
         except AssistantError as exc:
             log.error("call %s: could not hang up: %s", self.call_id, exc)
         return True
+
+
+#: What a masked transcript shows instead of what was heard while the caller gave digits.
+MASKED_SPEECH = "(masked: spoken digits)"
+
+
+def _mask_turn(turn: Turn, mode: ListenMode, as_digits: str | None) -> None:
+    """Hide the digits of one turn: what was heard while collecting digits (spoken digits are
+    the code), the keys and the digits read from them (last 3 kept once there are 7 or more,
+    like every masked code). A yes/no answer stays, unless it reads as several digits
+    (``as_digits``: a caller reading the code again instead of answering)."""
+    digits = turn.parsed.get("digits")
+    if digits:
+        turn.parsed = {**turn.parsed, "digits": mask_digits(digits)}
+    if turn.keys:
+        turn.keys = mask_digits(turn.keys) if any(k.isdigit() for k in turn.keys) else turn.keys
+    spoken_digits = len(as_digits or "") >= 3 or any(c.isdigit() for c in turn.heard or "")
+    if turn.heard and (mode is ListenMode.DIGITS or spoken_digits):
+        turn.heard = MASKED_SPEECH
 
 
 def _engine_of(error: AssistantError) -> str:

@@ -141,6 +141,7 @@ class Box:
         caller: CallerId,
         call_id: str | None = None,
         reveal_password: bool = False,
+        reveal_codes: bool = False,
         dialog: Dialog[Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> tuple[CallSummary, Channel]:
@@ -156,6 +157,7 @@ class Box:
                 caller=caller,
                 call_id=call_id,
                 reveal_password=reveal_password,
+                reveal_codes=reveal_codes,
                 clock=clock,
             )
             summary = runtime.run()

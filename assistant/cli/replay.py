@@ -29,6 +29,7 @@ class ReplayRequest:
     out_audio: Path | None = None
     out_rate: int = 8000
     reveal_password: bool = False
+    reveal_codes: bool = False  # heard digits, keys and read-backs in the clear (testers)
 
 
 def load_turns(paths: Sequence[Path], rate: int) -> list[Audio]:
@@ -55,6 +56,7 @@ def replay_call(
         channel,
         caller=cli_caller(request.caller),
         reveal_password=request.reveal_password,
+        reveal_codes=request.reveal_codes,
         dialog=dialog,
     )
     assert isinstance(used, ReplayChannel)
@@ -75,7 +77,8 @@ def run_replay(request: ReplayRequest) -> dict[str, Any]:
         assert audio is not None
         write_wav(request.out_audio, audio)
     result = summary.as_dict(reveal_password=request.reveal_password)
-    out: dict[str, Any] = {"outcome": result["outcome"], "turns": result["turns"]}
+    out: dict[str, Any] = {"codes_revealed": request.reveal_codes}
+    out |= {"outcome": result["outcome"], "turns": result["turns"]}
     if request.reveal_password:
         out["password"] = result.get("password")
     out["call_id"] = result["call_id"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.accounts.store import default_db_url
+from assistant.core.errors import ConfigError
 from assistant.core.settings import ASR_ENGINES, DEFAULT_ASR, DEFAULT_VOICE, VOICES, SpeechSettings
 
 PHONE_RATE = 8000
@@ -59,17 +60,29 @@ def speech_settings(args: argparse.Namespace) -> SpeechSettings:
 # -- replay ------------------------------------------------------------------------------------
 
 
+def _replay_db(args: argparse.Namespace, command: str) -> str:
+    """Replays reset real accounts: the database must be named, never the default one."""
+    if not args.db:
+        raise ConfigError(
+            f"{command} can reset accounts: name its database with --db (the default "
+            "database is never used by a replay)",
+            code="replay_db_required",
+        )
+    return str(args.db)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from assistant.cli.replay import ReplayRequest, run_replay
 
     request = ReplayRequest(
-        db_url=args.db,
+        db_url=_replay_db(args, "replay"),
         caller=args.caller,
         turns=[Path(p) for p in args.turns],
         speech=speech_settings(args),
         out_audio=args.out_audio,
         out_rate=args.out_rate,
         reveal_password=args.reveal_password,
+        reveal_codes=args.reveal_codes,
     )
     result = run_replay(request)
     print(json.dumps(result, ensure_ascii=False))
@@ -91,11 +104,12 @@ def cmd_replay_batch(args: argparse.Namespace) -> int:
 
     report = run_batch(
         Path(args.scenarios),
-        db_url=args.db,
+        db_url=_replay_db(args, "replay-batch"),
         speech=speech_settings(args),
         report_path=args.report,
         fmt=args.format,
         progress=not args.no_progress,
+        reveal_codes=args.reveal_codes,
     )
     print(json.dumps(report, ensure_ascii=False))
     return 0 if report["failed"] == 0 else 1
@@ -139,8 +153,14 @@ def cmd_sip(args: argparse.Namespace) -> int:
         metrics_listen=args.metrics,
         log_format=args.log_format,
         vad=args.vad,
+        caller_trust=args.caller_trust,
+        max_calls_per_source=args.max_calls_per_source,
+        limits=args.limits,
     )
     return run_sip(settings)
+
+
+_REVEAL_CODES = "show the codes heard, keyed and read back (masked by default; the output says so)"
 
 
 def register(sub: Any) -> None:
@@ -150,7 +170,7 @@ def register(sub: Any) -> None:
         description="Each TURN.wav is what the caller says at the box's next listening turn "
         "(any WAV format; converted). When the turns run out the caller is silent.",
     )
-    replay.add_argument("--db", default=default_db_url(), help="SQLAlchemy URL")
+    replay.add_argument("--db", help="SQLAlchemy URL (required: a replay can reset accounts)")
     replay.add_argument("--caller", help="caller phone number (omit: withheld)")
     add_speech_args(replay)
     add_voice_args(replay)
@@ -166,6 +186,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="include the issued password in the JSON (testers only)",
     )
+    replay.add_argument("--reveal-codes", action="store_true", help=_REVEAL_CODES)
     replay.add_argument("turns", nargs="+", metavar="TURN.wav")
     replay.set_defaults(func=cmd_replay)
 
@@ -189,7 +210,8 @@ def register(sub: Any) -> None:
         "scenario (turn WAVs in name order, scenario.json with caller and expect).",
     )
     batch.add_argument("scenarios", metavar="SCENARIOS")
-    batch.add_argument("--db", default=default_db_url(), help="SQLAlchemy URL")
+    batch.add_argument("--db", help="SQLAlchemy URL (required: a replay can reset accounts)")
+    batch.add_argument("--reveal-codes", action="store_true", help=_REVEAL_CODES)
     add_speech_args(batch)
     batch.add_argument("--report", type=Path, default=Path("replay-report.md"))
     batch.add_argument("--format", choices=("md", "html"), help="default: from --report's suffix")
@@ -239,6 +261,26 @@ def register(sub: Any) -> None:
         choices=("silero", "webrtc", "energy"),
         default="silero",
         help="voice-activity detector (default: %(default)s; see scripts/bench_vad.py)",
+    )
+    sip.add_argument(
+        "--caller-trust",
+        choices=("strict", "trunk", "open"),
+        default="trunk",
+        help="strict: the number only from P-Asserted-Identity of a trusted peer (else "
+        "withheld); trunk: that, else the From header, reason logged; open: lab softphone, "
+        "PAI from anyone (default: %(default)s)",
+    )
+    sip.add_argument(
+        "--max-calls-per-source",
+        type=int,
+        default=2,
+        help="calls at once from one untrusted address; more get busy (default: %(default)s)",
+    )
+    sip.add_argument(
+        "--limits",
+        metavar="SPEC",
+        help="limits across calls, e.g. phone_lookups=5,phone_issues=1,code_lookups=5,"
+        "account_issues=1,window_h=24 (default: $VSSID_LIMITS, else these)",
     )
     add_speech_args(sip)
     add_voice_args(sip)

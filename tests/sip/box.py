@@ -88,7 +88,7 @@ class AccountsCli:
             "-",
             stdin=password + "\n",
         )
-        assert proc.returncode in (0, 1), proc.stderr
+        assert proc.returncode in (0, 1, 3), proc.stderr
         return proc.returncode
 
     def audit(self, limit: int = 200) -> list[AuditRow]:

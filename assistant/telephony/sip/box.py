@@ -4,11 +4,15 @@ One recogniser model, one prompt voice (fixed prompts rendered once) and one acc
 shared by every call; each call gets its own dialog state, recogniser session and channel, in
 the worker thread the transport gives it. One JSON summary per call goes to ``--log-dir``:
 call id, masked caller, outcome, durations and per-stage latency (end of caller speech →
-first audio of the reply), nothing secret. SIGTERM drains: no new calls, current calls finish.
+first audio of the reply), nothing secret: the SIP Call-ID (a trunk may embed the calling
+number in it) is kept only as ``sip_call_id_hash``, an HMAC under the install's secret
+(operators recompute it with the same store to match a trunk's log). SIGTERM drains: no new
+calls, current calls finish.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import signal
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assistant.accounts.limits import LimitSettings
 from assistant.audio.vad import VoiceActivity
 from assistant.call.channels.live import GrammarJudge, LiveChannel, LiveSettings
 from assistant.call.prompt_voice import PromptVoice
@@ -27,6 +32,7 @@ from assistant.core.ports import CallMedia, Recognizer, RecognizerSession
 from assistant.core.settings import SpeechSettings
 from assistant.ops.logs import call_context, use_json_logs
 from assistant.ops.metrics import BoxMetrics, MeteredChannel, MeteredSession, parse_listen, serve
+from assistant.telephony.sip.callerid import CallerTrust
 
 PHONE_RATE = 8000
 
@@ -49,9 +55,11 @@ class SipBox:
         live: LiveSettings | None = None,
         metrics: BoxMetrics | None = None,
         vad: Callable[[int], VoiceActivity] | None = None,
+        call_id_digest: Callable[[str], str] | None = None,
     ) -> None:
         """``vad`` makes each call's voice-activity detector (``None``: frame energy). Turns
-        end early when the running reading is complete, judged by the dialog's own reader."""
+        end early when the running reading is complete, judged by the dialog's own reader.
+        ``call_id_digest`` hashes the Call-ID for the per-call summary (never the Call-ID)."""
         if box.recognizer is None or box.voice is None:
             raise ConfigError("the phone line needs a recogniser and a voice")
         self.box = box
@@ -62,6 +70,7 @@ class SipBox:
         self.log_dir = log_dir
         self.live = live or LiveSettings()
         self.metrics = metrics
+        self._digest = call_id_digest or _sha256_digest
         self._summaries: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.finished = 0
@@ -114,7 +123,11 @@ class SipBox:
         with self._lock:
             summary = self._summaries.pop(call_id, {"call_id": call_id, "outcome": None})
             self.finished += 1
-        summary["sip"] = dict(info)
+        sip = dict(info)
+        raw_call_id = sip.pop("sip_call_id", None)
+        if raw_call_id:  # a trunk may embed the calling number in it: keep a keyed hash only
+            sip["sip_call_id_hash"] = self._digest(str(raw_call_id))[:32]
+        summary["sip"] = sip
         log.info("call %s: %s", call_id, summary.get("outcome"))
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -137,6 +150,10 @@ def make_vad(name: str) -> Callable[[int], VoiceActivity] | None:
         WebRtcVad(PHONE_RATE)  # fail at start-up, not on the first caller
         return lambda rate: WebRtcVad(rate, mode=3)
     return None
+
+
+def _sha256_digest(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
 
 def _ports(text: str) -> tuple[int, int]:
@@ -165,12 +182,20 @@ class SipSettings:
     metrics_listen: str | None = None  # HOST:PORT for Prometheus, None: no metrics
     log_format: str = "json"  # "json": one object a line (see assistant.ops.logs), or "text"
     vad: str = "silero"  # voice activity: silero (Silero VAD), webrtc, or energy
+    caller_trust: str = "trunk"
+    max_calls_per_source: int = 2
+    limits: str | None = None  # "phone_lookups=5,..." (None: $VSSID_LIMITS, else defaults)
 
     def __post_init__(self) -> None:
         if self.vad not in VAD_ENGINES:
             raise ConfigError(f"unknown VAD {self.vad!r}; choose one of {', '.join(VAD_ENGINES)}")
         if self.max_calls < 1:
             raise ConfigError("--max-calls must be at least 1")
+        if self.max_calls_per_source < 1:
+            raise ConfigError("--max-calls-per-source must be at least 1")
+        CallerTrust(self.caller_trust)
+        if self.limits is not None:
+            LimitSettings.parse(self.limits)
         _ports(self.rtp_ports)
         if self.metrics_listen is not None:
             parse_listen(self.metrics_listen)
@@ -190,12 +215,22 @@ def run_sip(settings: SipSettings) -> int:
     box_settings = BoxSettings(
         db_url=settings.db_url, speech=settings.speech, recognizer=True, voice_rate=PHONE_RATE
     )
+    from assistant.accounts.store import SqlAccountStore
+
     metrics = BoxMetrics() if settings.metrics_listen is not None else None
-    with Box.open(box_settings) as box:
+    limits = LimitSettings.parse(settings.limits) if settings.limits is not None else None
+    store = SqlAccountStore(settings.db_url, limits=limits)
+    with Box.open(box_settings, store=store) as box:
         box.store.health()  # fail now, not on the first caller
         assert box.voice is not None and box.recognizer is not None
         box.voice.preload()  # fixed prompts rendered once, before the first call
-        handler = SipBox(box, log_dir=settings.log_dir, metrics=metrics, vad=make_vad(settings.vad))
+        handler = SipBox(
+            box,
+            log_dir=settings.log_dir,
+            metrics=metrics,
+            vad=make_vad(settings.vad),
+            call_id_digest=lambda value: store.keyed_digest("sip-call-id", value),
+        )
         server = None
         if metrics is not None and settings.metrics_listen is not None:
             server = serve(metrics, settings.metrics_listen)
@@ -206,6 +241,8 @@ def run_sip(settings: SipSettings) -> int:
             trusted_peers=list(settings.trusted_peers),
             rtp_ports=settings.rtp_range,
             rtp_timeout_s=settings.rtp_timeout_s,
+            caller_trust=CallerTrust(settings.caller_trust),
+            max_calls_per_source=settings.max_calls_per_source,
         )
         signal.signal(signal.SIGTERM, lambda *_: transport.drain())
         signal.signal(signal.SIGINT, lambda *_: transport.stop())
@@ -223,5 +260,6 @@ def run_sip(settings: SipSettings) -> int:
         finally:
             if server is not None:
                 server.close()
+            store.close()
     print(json.dumps({"calls": handler.finished}))
     return 0

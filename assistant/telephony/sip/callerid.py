@@ -1,4 +1,9 @@
-"""Caller number from SIP headers: P-Asserted-Identity from trusted peers, else From.
+"""Caller number from SIP headers, by policy: P-Asserted-Identity from trusted peers, From.
+
+:class:`CallerTrust` is the policy (``--caller-trust strict|trunk|open``) and
+:func:`decide_caller` applies it; every decision says where the number came from
+(:class:`~assistant.core.ports.CallerSource`), whether the peer was trusted
+(:class:`~assistant.core.ports.PeerClass`) and why, in fixed words (never the number).
 
 Pure functions, no SIP stack: the baresip adapter feeds them the header values it was
 given and the source address of the INVITE. Header values come off the network, so every
@@ -11,10 +16,11 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from urllib.parse import unquote
 
 from assistant.core.errors import ConfigError
-from assistant.core.ports import CallerId, CallerSource
+from assistant.core.ports import CallerId, CallerSource, PeerClass
 
 #: Characters RFC 3966 allows as visual separators inside a phone number.
 _VISUAL_SEPARATORS = re.compile(r"[-.()\s]")
@@ -199,6 +205,67 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+class CallerTrust(StrEnum):
+    """Whose word the box takes for the caller number (``--caller-trust``).
+
+    * ``strict``: only P-Asserted-Identity sent by a trusted peer; anything else is treated as
+      a withheld number (the caller hears why and the other ways);
+    * ``trunk`` (default): P-Asserted-Identity from a trusted peer, else the From header (a
+      claim the caller chose), with the reason logged;
+    * ``open``: a lab softphone: P-Asserted-Identity from any peer, else From.
+    """
+
+    STRICT = "strict"
+    TRUNK = "trunk"
+    OPEN = "open"
+
+
+@dataclass(frozen=True)
+class CallerDecision:
+    """The caller id of an INVITE and why (``reason`` is fixed words, never a number)."""
+
+    caller: CallerId
+    reason: str
+
+
+def decide_caller(
+    headers: Mapping[str, str],
+    *,
+    peer_uri: str | None,
+    source_ip: str | None,
+    trusted: TrustedPeers,
+    policy: CallerTrust = CallerTrust.TRUNK,
+) -> CallerDecision:
+    """The caller number of an INVITE under ``policy`` (see :class:`CallerTrust`).
+
+    ``peer_uri`` is the stack's parsed remote URI (the From URI of an inbound call), used when
+    the From header itself was not exposed (for instance sent in compact form ``f:``).
+    """
+    peer_trusted = trusted.contains(source_ip)
+    peer = PeerClass.TRUSTED if peer_trusted else PeerClass.UNTRUSTED
+    asserted = number_from_header(header(headers, "P-Asserted-Identity"))
+    if asserted is not None and (peer_trusted or policy is CallerTrust.OPEN):
+        why = "trusted peer" if peer_trusted else "untrusted peer, caller-trust open"
+        return CallerDecision(
+            CallerId(asserted, CallerSource.PAI, peer), f"P-Asserted-Identity ({why})"
+        )
+    missing = "sent no usable P-Asserted-Identity" if peer_trusted else "peer not trusted"
+    if policy is CallerTrust.STRICT:
+        return CallerDecision(
+            CallerId(None, CallerSource.NONE, peer),
+            f"number withheld: {missing} (caller-trust strict)",
+        )
+    from_value = header(headers, "From")
+    number = number_from_header(from_value) if from_value else None
+    if number is None and from_value is None and peer_uri:
+        number = number_from_uri(peer_uri)
+    if number is not None:
+        return CallerDecision(CallerId(number, CallerSource.FROM, peer), f"From header: {missing}")
+    return CallerDecision(
+        CallerId(None, CallerSource.NONE, peer), f"no number: {missing}, no usable From"
+    )
+
+
 def caller_id(
     headers: Mapping[str, str],
     *,
@@ -206,21 +273,5 @@ def caller_id(
     source_ip: str | None,
     trusted: TrustedPeers,
 ) -> CallerId:
-    """Decide the caller number of an INVITE.
-
-    P-Asserted-Identity counts only when the request came from a trusted peer; anything
-    else (From, or PAI from anyone else) is the caller's own claim. ``peer_uri`` is the
-    stack's parsed remote URI (the From URI of an inbound call), used when the From header
-    itself was not exposed (for instance sent in compact form ``f:``).
-    """
-    if trusted.contains(source_ip):
-        asserted = number_from_header(header(headers, "P-Asserted-Identity"))
-        if asserted is not None:
-            return CallerId(asserted, CallerSource.PAI)
-    from_value = header(headers, "From")
-    number = number_from_header(from_value) if from_value else None
-    if number is None and from_value is None and peer_uri:
-        number = number_from_uri(peer_uri)
-    if number is not None:
-        return CallerId(number, CallerSource.FROM)
-    return CallerId(None, CallerSource.NONE)
+    """The caller number of an INVITE under the default policy (``trunk``)."""
+    return decide_caller(headers, peer_uri=peer_uri, source_ip=source_ip, trusted=trusted).caller

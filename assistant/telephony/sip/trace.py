@@ -9,8 +9,10 @@ message sent or received is logged under ``baresip.native.sip`` as::
     ...
 
 :class:`SipTraceIndex` is a logging handler for that logger. It keeps, per Call-ID, the
-source address of the initial INVITE, the RTP address its SDP offers and the codec our
-answer chose, and forgets them when the call is over (or after ``ttl_s``). It runs on the
+source address of the initial INVITE, the RTP address its SDP offers, the codec our
+answer chose and, when a ``screen`` function is given
+(:func:`assistant.telephony.sip.screen.screen_invite`), why the INVITE is not fit to be
+answered; it forgets them when the call is over (or after ``ttl_s``). It runs on the
 stack's log thread; lookups come from the asyncio thread, so it locks.
 """
 
@@ -20,6 +22,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 #: First line of a trace record: direction, transport, source and destination.
@@ -36,6 +39,7 @@ class PeerFacts:
     transport: str = ""
     rtp_remote: str | None = None
     codec: str | None = None
+    problem: str | None = None  # why the first INVITE is refused (a fixed word), if it is
     seen_at: float = 0.0
 
     @property
@@ -160,8 +164,15 @@ def sdp_audio(body: str) -> tuple[str | None, str | None]:
 class SipTraceIndex(logging.Handler):
     """Collects per-call network facts from ``baresip.native.sip`` trace records."""
 
-    def __init__(self, *, ttl_s: float = 120.0, max_entries: int = 4096) -> None:
+    def __init__(
+        self,
+        *,
+        ttl_s: float = 120.0,
+        max_entries: int = 4096,
+        screen: Callable[[SipMessage], str | None] | None = None,
+    ) -> None:
         super().__init__(level=logging.DEBUG)
+        self._screen = screen
         self._facts: dict[str, PeerFacts] = {}
         self._guard = threading.Lock()
         self._ttl_s = ttl_s
@@ -195,6 +206,8 @@ class SipTraceIndex(logging.Handler):
                 if facts is None:
                     self._prune(now)
                     facts = self._facts[call_id] = PeerFacts(seen_at=now)
+                    if self._screen is not None:
+                        facts.problem = self._screen(msg)
                 facts.sources.add(msg.src)
                 facts.from_tags.add(header_tag(msg.headers.get("from", "")))
                 facts.transport = msg.transport
@@ -228,6 +241,7 @@ class SipTraceIndex(logging.Handler):
                 transport=facts.transport,
                 rtp_remote=facts.rtp_remote,
                 codec=facts.codec,
+                problem=facts.problem,
                 seen_at=facts.seen_at,
             )
 

@@ -17,6 +17,13 @@ Facts worth knowing (see ``../shared/notes/telephony.md``):
   SIP trace (:mod:`assistant.telephony.sip.trace`). When the trace has no single clear
   answer for a call, the caller is treated as untrusted (P-Asserted-Identity ignored).
 * Only G.711 (PCMU, PCMA) is offered, so media is always 8 kHz mono.
+* Call slots are defended (issue 12): an INVITE the screen refuses
+  (:mod:`assistant.telephony.sip.screen`) or one from an untrusted address that already has
+  ``max_calls_per_source`` calls up is refused before it is answered; an answered call
+  whose ACK does not come within ``answer_timeout_s`` (3 s), or that brings no RTP within
+  ``first_rtp_timeout_s`` (3 s) of the answer, is hung up and frees its slot.
+* The caller number follows ``caller_trust`` (:class:`~assistant.telephony.sip.callerid.
+  CallerTrust`); the reason for each decision is logged, never the number.
 * ``drain()`` makes the stack answer new INVITEs with 486 and lets current calls finish;
   ``stop()`` ends current calls (their voice loops see ``RemoteHangup("shutdown")``). Both
   are thread- and signal-safe: ``signal.signal(SIGTERM, lambda *_: transport.drain())``
@@ -46,6 +53,7 @@ from baresip import (
     Call,
     CallFailed,
     CallState,
+    CallTimeout,
     Config,
     DigitEvent,
     Event,
@@ -57,9 +65,10 @@ from baresip import (
 
 from assistant.core.errors import ConfigError, TransportError
 from assistant.core.ports import CallMedia
-from assistant.telephony.sip.callerid import TrustedPeers, caller_id, header
+from assistant.telephony.sip.callerid import CallerTrust, TrustedPeers, decide_caller, header
 from assistant.telephony.sip.media import SAMPLE_RATE, BaresipCallMedia, wall_now
 from assistant.telephony.sip.options import OptionsResponder
+from assistant.telephony.sip.screen import screen_invite
 from assistant.telephony.sip.trace import PeerFacts, SipTraceIndex, header_tag, split_hostport
 
 __all__ = ["BaresipCallMedia", "BaresipTransport", "CallHandler"]
@@ -90,6 +99,9 @@ class _LiveCall:
     shutdown: bool = False
     waiter: asyncio.Future[None] | None = None
     last_audio: float = 0.0  # loop time when the stack last held prompt audio
+    source_ip: str | None = None  # the INVITE's source address (None: not known)
+    rx_bytes: int = 0  # caller audio received so far (0: no RTP yet)
+    no_rtp: bool = False  # hung up by the box because no RTP came
 
 
 def _parse_listen(listen: str) -> tuple[str, int]:
@@ -163,8 +175,13 @@ class BaresipTransport:
 
     ``listen`` is ``"IP:PORT"`` (an address, not a name; ``0.0.0.0`` lets the stack pick
     the interface for SDP). ``max_calls`` callers are served at once;
-    the next one hears busy (486). ``trusted_peers`` are IPs or CIDR networks whose
-    P-Asserted-Identity is believed. ``rtp_ports`` is the inclusive RTP port range.
+    the next one hears busy (486), and so does a caller whose (untrusted) source address
+    already has ``max_calls_per_source`` calls up. ``trusted_peers`` are IPs or CIDR
+    networks whose P-Asserted-Identity is believed (and whose calls are not limited per
+    source: a trunk carries every caller); ``caller_trust`` is the caller id policy.
+    ``answer_timeout_s``: an answered call not acknowledged by then is hung up;
+    ``first_rtp_timeout_s``: an established call with no RTP by then is hung up (0
+    disables). ``rtp_ports`` is the inclusive RTP port range.
     ``rtp_timeout_s`` ends a call whose RTP stopped for that long (0 disables).
     ``tx_ahead_s`` is how much prompt audio is kept written ahead of the transmit clock
     (0.2–0.5 s: less lets ordinary Python pauses punch gaps into prompts).
@@ -184,7 +201,10 @@ class BaresipTransport:
         rtp_timeout_s: int,
         user: str = "assistant",
         tx_ahead_s: float = 0.3,
-        answer_timeout_s: float = 10.0,
+        caller_trust: CallerTrust = CallerTrust.TRUNK,
+        max_calls_per_source: int = 2,
+        answer_timeout_s: float = 3.0,
+        first_rtp_timeout_s: float = 3.0,
         stop_grace_s: float = 5.0,
         hangup_tail_s: float = 0.3,
     ) -> None:
@@ -201,6 +221,16 @@ class BaresipTransport:
             raise ConfigError("rtp_timeout_s must be >= 0", code="sip_config_invalid")
         if not 0.06 <= tx_ahead_s <= 1.5:
             raise ConfigError("tx_ahead_s must be within 0.06-1.5 s", code="sip_config_invalid")
+        if max_calls_per_source < 1:
+            raise ConfigError("max_calls_per_source must be at least 1", code="sip_config_invalid")
+        if not 0.5 <= answer_timeout_s <= 60 or not 0 <= first_rtp_timeout_s <= 60:
+            raise ConfigError(
+                "answer_timeout_s must be within 0.5-60 s and first_rtp_timeout_s within 0-60 s",
+                code="sip_config_invalid",
+            )
+        self.caller_trust = CallerTrust(caller_trust)
+        self.max_calls_per_source = max_calls_per_source
+        self.first_rtp_timeout_s = first_rtp_timeout_s
         self.listen = listen
         self.max_calls = max_calls
         self.trusted = TrustedPeers(trusted_peers)
@@ -239,7 +269,7 @@ class BaresipTransport:
         self._tasks: set[asyncio.Task[None]] = set()
         self._handler: CallHandler | None = None
         self._on_call_end: Callable[[Mapping[str, Any]], None] | None = None
-        self._trace = SipTraceIndex()
+        self._trace = SipTraceIndex(screen=screen_invite)
         # OPTIONS keep-alives from a proxy: 200 while we take calls, 503 once we drain/stop
         self._options = OptionsResponder()
         self.calls_answered = 0
@@ -382,6 +412,7 @@ class BaresipTransport:
                     self.rtp_ports[1],
                     len(self.trusted),
                 )
+                self._warn_about_trust()
                 self._ready.set()
                 if stop_requested:
                     self._request_stop()
@@ -404,6 +435,31 @@ class BaresipTransport:
             trace_logger.setLevel(saved[0])
             trace_logger.propagate = saved[1]
 
+    def _warn_about_trust(self) -> None:
+        if self.caller_trust is CallerTrust.OPEN:
+            logger.warning(
+                "caller-trust open: P-Asserted-Identity is believed from ANY address and From "
+                "otherwise; anyone can claim any number. For a lab softphone only."
+            )
+        elif self.caller_trust is CallerTrust.STRICT and not len(self.trusted):
+            logger.warning(
+                "caller-trust strict without --trusted-peer: every caller is treated as a "
+                "withheld number"
+            )
+        else:
+            logger.info("caller-trust %s", self.caller_trust.value)
+
+    def _refusal(self, facts: PeerFacts | None, source_ip: str | None, trusted: bool) -> str | None:
+        """Why a new call is refused before it is answered (None: it may have a slot)."""
+        if facts is not None and facts.problem is not None:
+            return f"malformed_invite:{facts.problem}"
+        if trusted:
+            return None
+        same = sum(1 for live in self._calls.values() if live.source_ip == source_ip)
+        if same >= self.max_calls_per_source:
+            return "source_busy"
+        return None
+
     def _request_stop(self) -> None:
         self._stopping = True
         self._options.draining = True
@@ -421,11 +477,17 @@ class BaresipTransport:
         if self._runtime is None:
             return
         logger.info("draining: new calls get busy; %d call(s) in progress", self.active_calls)
+        stack_drain = asyncio.get_running_loop().create_task(self._runtime.drain())
+        await self._no_calls.wait()
+        # Our calls are over. The stack can still count a call nobody owns: baresip-python
+        # 0.5.2a3 leaks one for an INVITE whose From has no tag (it answers 500 and never
+        # frees the call), and its drain would wait for it forever.
         try:
-            await self._runtime.drain()
+            await asyncio.wait_for(stack_drain, timeout=self.stop_grace_s)
+        except TimeoutError:
+            logger.warning("the SIP stack still counts calls no handler owns; stopping anyway")
         except BaresipError as exc:
             logger.error("drain failed (%s); stopping", exc)
-        await self._no_calls.wait()
         logger.info("drained")
         if self._stop_event is not None:
             self._stop_event.set()
@@ -513,9 +575,14 @@ class BaresipTransport:
         facts = await self._peer_facts(call.call_id)
         source_ip, remote = self._source_of(call, facts)
         trusted = self.trusted.contains(source_ip)
-        caller = caller_id(
-            call.headers, peer_uri=call.peer, source_ip=source_ip, trusted=self.trusted
+        decision = decide_caller(
+            call.headers,
+            peer_uri=call.peer,
+            source_ip=source_ip,
+            trusted=self.trusted,
+            policy=self.caller_trust,
         )
+        caller = decision.caller
 
         def on_hangup() -> None:
             with contextlib.suppress(RuntimeError):
@@ -533,24 +600,56 @@ class BaresipTransport:
             rtp_remote=facts.rtp_remote if facts else None,
             trusted_peer=trusted,
             caller_source=caller.source.value,
+            peer_class=caller.peer.value,
             started_mono=start_mono,
             started_at=start_wall,
         )
-        live = _LiveCall(call=call, media=media)
-        with self._guard:
-            self._calls[local_id] = live
-            self._no_calls.clear()
-        call.on(lambda event: self._on_call_event(live, event))
-        call.on_dtmf(lambda digit: self._on_digit(media, digit))
+        live = _LiveCall(call=call, media=media, source_ip=source_ip)
+        # No await between the check and the registration: the per-source count is exact.
+        refusal = self._refusal(facts, source_ip, trusted)
+        if refusal is None:
+            with self._guard:
+                self._calls[local_id] = live
+                self._no_calls.clear()
         try:
+            if refusal is not None:
+                logger.warning(
+                    "%s: refused before answering (%s) from %s",
+                    local_id,
+                    refusal,
+                    remote or "unknown address",
+                )
+                with contextlib.suppress(BaresipError):
+                    await call.reject()
+                media.end(refusal)
+                media.mark("ended")
+                media.set_info(ended_by="box", end_reason=refusal.split(":", 1)[0])
+                if ":" in refusal:
+                    media.set_info(refusal_detail=refusal.split(":", 1)[1])
+                return
+            logger.info("%s: caller id %s", local_id, decision.reason)
+            call.on(lambda event: self._on_call_event(live, event))
+            call.on_dtmf(lambda digit: self._on_digit(media, digit))
             try:
                 await call.answer()
                 await call.wait_established(self.answer_timeout_s)
+            except CallTimeout:
+                # The stack hung the call up already (wait_established does on its timeout).
+                logger.warning(
+                    "%s: not acknowledged within %.1f s; hung up", local_id, self.answer_timeout_s
+                )
+                media.end("not_acknowledged")
+                media.mark("ended")
+                media.set_info(ended_by="box", end_reason="not_acknowledged")
+                return
             except (CallFailed, BaresipError) as exc:
                 logger.info("%s: not established (%s)", local_id, exc)
                 media.end("not_established")
                 media.mark("ended")
                 media.set_info(ended_by="caller", end_reason="not_established")
+                if call.state is not CallState.CLOSED:
+                    with contextlib.suppress(BaresipError):
+                        await call.hangup()
                 return
             media.mark("answered")
             self.calls_answered += 1
@@ -567,6 +666,8 @@ class BaresipTransport:
                 ", trusted peer" if trusted else "",
             )
             pump = loop.create_task(self._pump(live))
+            if self.first_rtp_timeout_s > 0:
+                self._spawn(self._watch_first_rtp(live))
             live.worker = threading.Thread(
                 target=self._work, args=(live, loop), name=f"call-{local_id}", daemon=True
             )
@@ -592,6 +693,22 @@ class BaresipTransport:
                 except Exception:
                     logger.exception("%s: on_call_end failed", local_id)
 
+    async def _watch_first_rtp(self, live: _LiveCall) -> None:
+        """Hang up an established call that has brought no RTP ``first_rtp_timeout_s`` after
+        the answer (the stack's own RTP timeout only starts with the first packet)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(live.closed.wait(), self.first_rtp_timeout_s)
+        if live.rx_bytes or live.media.ended or live.closed.is_set():
+            return
+        logger.warning(
+            "%s: no RTP %.1f s after the answer; hanging up",
+            live.media.call_id,
+            self.first_rtp_timeout_s,
+        )
+        live.no_rtp = True
+        live.media.end("no_rtp")
+        self._hangup_soon(live.media.call_id)
+
     def _work(self, live: _LiveCall, loop: asyncio.AbstractEventLoop) -> None:
         """WORKER THREAD: the voice loop for one call."""
         media = live.media
@@ -615,7 +732,9 @@ class BaresipTransport:
             return
         media = live.media
         text = event.text or ""
-        if media.hung_up_locally:
+        if live.no_rtp:
+            by, reason = "box", "no_rtp"
+        elif media.hung_up_locally:
             by, reason = "box", "box_hangup"
         elif live.shutdown:
             by, reason = "box", "shutdown"
@@ -697,6 +816,7 @@ class BaresipTransport:
                         logger.error("%s: media is not 8 kHz (%s)", media.call_id, info)
                 data = audio.read(_RX_READ_MAX)
                 if data:
+                    live.rx_bytes += len(data)
                     media.push_rx(data)
                 now = loop.time()
                 if now >= hold_until:
