@@ -7,9 +7,12 @@ no speech model.
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ import pytest
 from assistant.accounts.store import SqlAccountStore
 from assistant.asr.factory import SpeechSettings
 from assistant.audio.wav import write_wav
+from assistant.batch.charts import digit_stats
 from assistant.batch.runner import report_format_for, run_batch
 from assistant.batch.scenarios import load_scenarios
 from assistant.core.errors import ConfigError, RecognizerError, StoreError
@@ -191,7 +195,9 @@ def test_html_report_is_self_contained_and_escaped(
     page = out.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
     assert '<meta charset="utf-8">' in page and "<style>" in page
-    assert "<script" not in page and "<link" not in page and "src=" not in page
+    assert "<script" not in page and "<link" not in page
+    sources = re.findall(r'src="([^"]*)"', page)
+    assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in page
     assert "gave up &lt;b&gt;" in page
     assert '<tr class="fail">' in page and '<tr class="pass">' in page
@@ -381,3 +387,113 @@ def test_engine_failure_fails_the_scenario_not_the_batch(tmp_path: Path, db_url:
     md = (tmp_path / "r.md").read_text(encoding="utf-8")
     assert "[asr_decode_failed] decoder crashed" in md
     assert all(s.closed for s in rec.sessions)
+
+
+# ------------------------------------------------------------------------------ pictures
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chart_report(tmp_path: Path, db_url: str, rec: ToneRecognizer) -> Path:
+    d = tmp_path / "calls"
+    wav(d / "code.wav", rec, CODE_WORDS)
+    wav(d / "wrong_code.wav", rec, WRONG_CODE_WORDS)
+    wav(d / "yes.wav", rec, "đúng")
+    batch = write_csv(
+        d / "s.csv",
+        [
+            ["right", PHONE, "code.wav;yes.wav", "password_issued", CODE],
+            ["wrong digits", PHONE, "wrong_code.wav;yes.wav", "mismatch", CODE],
+            ["no code", PHONE, "", "gave_up", CODE],
+        ],
+    )
+    out = tmp_path / "report.html"
+    run(batch, db_url, rec, out)
+    return out
+
+
+def test_html_report_has_the_four_pictures(
+    tmp_path: Path, db_url: str, rec: ToneRecognizer
+) -> None:
+    page = chart_report(tmp_path, db_url, rec).read_text(encoding="utf-8")
+    titles = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)"', page)
+    assert [t for t, _ in titles] == [
+        "Digit confusion matrix",
+        "Error rate by digit position",
+        "Reply latency",
+        "Outcomes",
+    ]
+    for _, data in titles:
+        png = base64.b64decode(data)
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+    assert "30 expected digits in 3 scenario(s)" in page
+    assert "3 calls by outcome" in page
+    pictures = page[page.index("<h2>Pictures</h2>") : page.index("<h2>Scenarios</h2>")]
+    assert CODE not in pictures  # the pictures hold counts, never a code
+
+
+def test_digit_stats_counts_pairs_and_positions() -> None:
+    stats = digit_stats("0123456789", "0123456780")
+    assert stats.wrong == [False] * 9 + [True]
+    assert stats.pairs[("9", "0")] == 1 and stats.pairs[("0", "0")] == 1
+    short = digit_stats("0123", "01")
+    assert short.wrong == [False, False, True, True]
+    assert short.pairs[("2", "–")] == 1
+    assert digit_stats("12", None).wrong == [True, True]
+
+
+def _blue_pixels(png: Path) -> int:
+    from matplotlib.image import imread
+
+    image = imread(png)[..., :3]  # floats in 0..1
+    red, green, blue = image[..., 0], image[..., 1], image[..., 2]
+    return int(((blue > 0.45) & (red < 0.25) & (green < 0.45)).sum())
+
+
+def _screenshot(page: Path, shot: Path, profile: Path) -> None:
+    assert CHROMIUM is not None
+    proc = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--hide-scrollbars",
+            "--window-size=1400,2600",
+            f"--screenshot={shot}",
+            page.resolve().as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0 and shot.is_file(), proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium missing: apt-get install chromium")
+def test_html_report_renders_in_a_real_browser(
+    tmp_path: Path, db_url: str, rec: ToneRecognizer
+) -> None:
+    """Headless Chromium opens the page from disk (no network) and draws the pictures: its
+    screenshot has the confusion matrix's dark blue, which the same page without its
+    pictures does not."""
+    report = chart_report(tmp_path, db_url, rec)
+    bare = tmp_path / "bare.html"
+    bare.write_text(
+        re.sub(r'src="data:[^"]+"', 'src=""', report.read_text(encoding="utf-8")),
+        encoding="utf-8",
+    )
+    _screenshot(report, tmp_path / "report.png", tmp_path / "profile")
+    _screenshot(bare, tmp_path / "bare.png", tmp_path / "profile")
+    with_pictures = _blue_pixels(tmp_path / "report.png")
+    without = _blue_pixels(tmp_path / "bare.png")
+    assert with_pictures > 1000, with_pictures  # the matrix cells (about 2400 px here)
+    assert without < with_pictures / 20, (without, with_pictures)

@@ -7,9 +7,12 @@ data in it; ``init-db`` must stamp it, upgrade it and keep every row.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -36,6 +39,7 @@ from assistant.accounts import migrate
 from assistant.accounts.models import Base
 from assistant.accounts.passwords import ScryptParams
 from assistant.accounts.store import SqlAccountStore
+from assistant.cli.main import main
 from assistant.core.errors import StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,16 +82,19 @@ def legacy_metadata() -> MetaData:
     return metadata
 
 
-def init_db(db_url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "assistant", "init-db", "--db", db_url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-    )
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def init_db(db_url: str) -> Result:
+    """``python -m assistant init-db --db URL``, in this process (the command's own code)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["init-db", "--db", db_url])
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def schema_differences(db_url: str) -> list[object]:

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from assistant.batch.charts import DigitStats, render_charts
+
 BOX_TEXT_MAX = 110  # characters of what the box said, per turn, in the report
 
 
@@ -32,6 +34,7 @@ class ScenarioResult:
     call_id: str | None = None
     turns: list[dict[str, Any]] = field(default_factory=list)
     stages: dict[str, list[float]] = field(default_factory=dict)
+    digits: DigitStats | None = None  # read-back against expect_digits (counts only)
 
 
 @dataclass
@@ -244,6 +247,10 @@ tr.fail td.result{color:#b3261e;font-weight:bold}
 details{margin:.4em 0}
 summary{cursor:pointer;font-weight:bold}
 .reason{color:#b3261e}
+.charts{display:flex;flex-wrap:wrap;gap:1.5em}
+figure{margin:0;max-width:40em}
+figure img{max-width:100%;height:auto;border:1px solid #ddd}
+figcaption{font-size:.9em;color:#444}
 """.strip()
 
 
@@ -267,6 +274,27 @@ def _html_table(
         )
         out.append(f"<tr{cls}>{cells}</tr>")
     out += ["</tbody>", "</table>"]
+    return out
+
+
+def _html_charts(report: BatchReport) -> list[str]:
+    """The pictures (matplotlib PNGs inlined as data: URIs, so the page stays one file)."""
+    charts = render_charts(
+        [r.digits for r in report.results if r.digits is not None],
+        [r.stages for r in report.results],
+        [(r.outcome or r.error or "none", r.passed) for r in report.results],
+    )
+    if not charts:
+        return []
+    out = ["<h2>Pictures</h2>", '<div class="charts">']
+    for chart in charts:
+        out += [
+            "<figure>",
+            f'<img alt="{_h(chart.title)}" src="{chart.data_uri}">',
+            f"<figcaption><b>{_h(chart.title)}.</b> {_h(chart.caption)}</figcaption>",
+            "</figure>",
+        ]
+    out.append("</div>")
     return out
 
 
@@ -295,6 +323,7 @@ def render_html(report: BatchReport) -> str:
             LATENCY_HEADER,
             [[n, str(c), f"{p50:.3f}", f"{p95:.3f}"] for n, c, p50, p95 in latencies],
         )
+    parts += _html_charts(report)
     parts.append("<h2>Scenarios</h2>")
     parts += _html_table(
         SCENARIO_HEADER,

@@ -30,6 +30,7 @@ from typing import Any
 from tqdm import tqdm
 
 from assistant.accounts.store import SqlAccountStore
+from assistant.batch.charts import digit_stats
 from assistant.batch.report import BatchReport, ScenarioResult, render_html, render_markdown
 from assistant.batch.scenarios import Problem, Scenario, load_scenarios, validate_audio
 from assistant.call.wiring import Box, BoxSettings
@@ -127,6 +128,7 @@ def run_scenario(
     if summary.outcome != scenario.expect:
         reasons.append(f"expected {scenario.expect}, got {summary.outcome or 'no outcome'}")
     if scenario.expect_digits is not None:
+        result.digits = digit_stats(scenario.expect_digits, dialog.confirmed)
         why = _digits_reason(dialog.confirmed, scenario.expect_digits)
         if why:
             reasons.append(why)

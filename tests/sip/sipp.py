@@ -52,8 +52,10 @@ def run_sipp_call(
     wav: Path,
     service: str = "assistant",
     timeout_s: int = 20,
+    local_ip: str = HOST,
 ) -> SippResult:
-    """Make one call to ``target`` ("127.0.0.1:PORT") and wait for it to end."""
+    """Make one call to ``target`` ("127.0.0.1:PORT") from ``local_ip`` (any 127.x address)
+    and wait for it to end."""
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = write_scenario(workdir, from_user=from_user, pai=pai, wav=wav)
     media_lo, _ = free_port_range(4)
@@ -67,11 +69,11 @@ def run_sipp_call(
         "-m",
         "1",
         "-i",
-        HOST,
+        local_ip,
         "-p",
         str(free_port()),
         "-mi",
-        HOST,
+        local_ip,
         "-mp",
         str(media_lo),
         "-nostdin",
