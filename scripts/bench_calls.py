@@ -366,6 +366,10 @@ def run_level(
     if capture is not None:
         caller = caller_side_latencies(capture.packets, box_ports)
         print(f"  reply latency, caller's side (RTP on the wire): {ms(caller)}")
+        box_all = code_lat + yesno_lat
+        if caller and box_all:
+            behind = pct(caller, 50) - pct(box_all, 50)
+            print(f"  backlog (caller's p50 - box's p50): {1000 * behind:.0f} ms")
     print(f"  reply latency, box summaries, after the code: {ms(code_lat)}")
     print(f"  reply latency, box summaries, after yes/no:   {ms(yesno_lat)}")
     waits = [w for s in summaries for w in s.get("stages", {}).get("endpoint_wait", [])]
