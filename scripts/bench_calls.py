@@ -375,6 +375,8 @@ def run_level(
     waits = [w for s in summaries for w in s.get("stages", {}).get("endpoint_wait", [])]
     if waits:
         print(f"  endpoint wait (silence heard before the turn ended): {ms(waits)}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"  machine load average (1/5/15 min): {load} on {os.cpu_count()} cores")
     print(
         f"  box CPU {cpu:.1f} s in {wall:.1f} s = {cpu / wall:.2f} cores; "
         f"peak RSS {proc_peak_rss_mb(box.proc.pid):.0f} MB"
