@@ -16,7 +16,10 @@ Debian's baresip (``tests/sip/softphone.py``) dial at once; each caller listens 
   (``stages.reply_latency``), split into "after the code" and "after a yes/no";
 * the box's CPU (cores busy during the run) and peak RSS (``VmHWM``);
 * the box's outgoing RTP: packets, missing (sequence gaps), late (more than 20 ms behind the
-  20 ms packet schedule of its stream) and the worst lateness;
+  packet schedule of its stream, fitted to its sequence numbers) and the worst lateness;
+* the box's backlog: how far behind the caller's end of speech the box's own clock put it
+  (caller-side latency minus the box's figure); a CPU-starved box falls behind real time
+  while its own sample-counted figures still look short.
 * once, the box's start-up time (process start → ready to answer).
 
 N grows through ``--calls`` and stops after the first N at which a call fails. Every wait is
@@ -183,7 +186,11 @@ def rtp_timing(packets: list[Packet], box_ports: tuple[int, int]) -> dict[str, f
         unwrapped = np.unwrap(np.array(seqs, dtype=np.float64), period=65536)
         missing += int(unwrapped.max() - unwrapped.min() + 1 - len(set(unwrapped.tolist())))
         slots = unwrapped - unwrapped[0]
-        offsets = np.array([p.at for p in stream]) - 0.02 * slots
+        arrivals = np.array([p.at for p in stream])
+        # the sender's clock may run a little fast or slow: take the schedule's rate from the
+        # stream itself (a line fitted through arrival time against sequence number)
+        slope, _ = np.polyfit(slots, arrivals, 1) if len(stream) > 1 else (0.02, 0.0)
+        offsets = arrivals - slope * slots
         behind = offsets - np.percentile(offsets, 1)
         late += int(np.sum(behind > LATE_S))
         worst = max(worst, float(behind.max()) if len(behind) else 0.0)
@@ -246,6 +253,7 @@ def one_call(
     deadline: float,
 ) -> CallOutcome:
     out = CallOutcome(account)
+    workdir.mkdir(parents=True, exist_ok=True)
     code_wav = utterance_wav(workdir / "code.wav", spoken_code(words, account.code))
     yes_wav = utterance_wav(workdir / "yes.wav", spoken_words(words, ["dung"]))
     no_wav = utterance_wav(workdir / "no.wav", spoken_words(words, ["khong"]))
@@ -338,6 +346,8 @@ def run_level(
     cpu = proc_cpu_s(box.proc.pid) - cpu0
     if capture is not None:
         capture.close()
+        rows = [(p.at, p.src, p.dst, p.seq, p.pt, p.rms) for p in capture.packets]
+        np.save(level / "packets.npy", np.array(rows, dtype=np.float64).reshape(-1, 6))
     checks = [(o, o.password) for o in outcomes if o.password]
     for o, password in checks:
         assert password is not None
@@ -356,11 +366,17 @@ def run_level(
     if capture is not None:
         caller = caller_side_latencies(capture.packets, box_ports)
         print(f"  reply latency, caller's side (RTP on the wire): {ms(caller)}")
+        box_all = code_lat + yesno_lat
+        if caller and box_all:
+            behind = pct(caller, 50) - pct(box_all, 50)
+            print(f"  backlog (caller's p50 - box's p50): {1000 * behind:.0f} ms")
     print(f"  reply latency, box summaries, after the code: {ms(code_lat)}")
     print(f"  reply latency, box summaries, after yes/no:   {ms(yesno_lat)}")
     waits = [w for s in summaries for w in s.get("stages", {}).get("endpoint_wait", [])]
     if waits:
         print(f"  endpoint wait (silence heard before the turn ended): {ms(waits)}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"  machine load average (1/5/15 min): {load} on {os.cpu_count()} cores")
     print(
         f"  box CPU {cpu:.1f} s in {wall:.1f} s = {cpu / wall:.2f} cores; "
         f"peak RSS {proc_peak_rss_mb(box.proc.pid):.0f} MB"

@@ -19,3 +19,6 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev,postgres]"
+# Silero VAD's ONNX model (MIT): the wheel's metadata asks for torch, which the box never
+# imports (it runs the .onnx on onnxruntime), so install the wheel without its dependencies.
+.venv/bin/python -m pip install -q --no-deps silero-vad==6.2.3
