@@ -24,6 +24,9 @@ Debian's baresip (``tests/sip/softphone.py``) dial at once; each caller listens 
 
 N grows through ``--calls`` and stops after the first N at which a call fails. Every wait is
 bounded; the whole run stops by itself after ``--budget-s``.
+
+The script is long because it carries its own loopback packet capture and RTP analysis: the
+figures must come from the wire, not from the box's own clock.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ per-frame scores. The model is a chunked streaming conformer: 43 feature frames 
 frames out, a step of 40 frames, attention and convolution caches carried from chunk to chunk,
 offset 10 per chunk, zero caches at the start of each utterance, the last partial chunk padded
 with zeros (its padding outputs dropped).
+
+The module is long because the session's chunking, its running reading and its final decode
+share the same caches and frame bookkeeping; split apart they would have to expose them.
 """
 
 from __future__ import annotations

@@ -41,6 +41,9 @@ the word is over). Both kinds of evidence must agree.
 heard ``min_vad_quiet_s`` of silence and no reading has yet heard past the end of speech). An
 incomplete reading changes nothing: callers pause between digit groups, so the turn waits
 ``end_silence_s``.
+
+The module is long because the whole decision (speech start, no input, both kinds of turn end)
+is one state machine over one clock, kept together so that it can be read and tested as one.
 """
 
 from __future__ import annotations
