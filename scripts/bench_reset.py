@@ -44,7 +44,7 @@ def bench_hash(params: ScryptParams, n: int) -> list[float]:
 def bench_resets(
     params: ScryptParams, n: int, parallel: int, folder: Path
 ) -> tuple[list[float], float]:
-    url = f"sqlite:///{folder / f'bench_{params.n}.sqlite3'}"
+    url = f"sqlite:///{folder / f'bench_{params.n}_{parallel}.sqlite3'}"
     # generous limits: the benchmark resets many accounts from one process
     limits = LimitSettings(phone_lookups=10**6, code_lookups=10**6, phone_issues=10**6)
     with SqlAccountStore(url, scrypt_params=params, limits=limits) as store:
