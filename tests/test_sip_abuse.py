@@ -229,3 +229,36 @@ def test_malformed_invites_are_never_answered(box: BoxProcess, tmp_path: Path) -
     assert len(finals) == len(shapes), finals  # each got a final answer, quickly
     assert 200 not in finals.values(), finals  # and none was answered
     assert real_call(box, tmp_path, attempts=1) == 1  # the box serves as before
+
+
+def test_strict_caller_trust_treats_a_from_claim_as_withheld(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """With --caller-trust strict and no trusted peer, the number a caller puts in From is
+    not believed: the call takes the withheld-number path (no lookup, no password), and the
+    audit row says where the call came from without the number."""
+    workdir = tmp_path_factory.mktemp("strict")
+    pack = write_prompt_pack(workdir / "pack", data_file("prompts.toml"))
+    db_url = f"sqlite:///{workdir / 'accounts.sqlite3'}"
+    cli = AccountsCli(db_url)
+    cli.init_db()
+    cli.import_accounts(workdir / "a.csv", [("7912345680", REAL_CALLER)])
+    strict = BoxProcess(
+        workdir / "box", db_url, prompt_pack=pack, extra=("--caller-trust", "strict")
+    )
+    try:
+        strict.wait_ready()
+        assert "every caller is treated as a withheld number" in strict.stderr_path.read_text()
+        before = strict.summary_names()
+        silence = sig.write_wav(tmp_path / "silence.wav", sig.silence(30))
+        with SoftphoneCaller(tmp_path / "spoof", REAL_CALLER, silence) as phone:
+            phone.dial(strict.uri, timeout=10)
+            phone.wait_closed(40)  # the box explains and hangs up
+        (summary,) = new_summaries(strict, before, 1, "the spoofed call's summary")
+        assert (summary["outcome"], summary["caller_source"]) == ("no_caller_id", "none")
+        rows = [r for r in cli.audit() if r.call_id == summary["call_id"]]
+        assert [(r.outcome, r.caller, r.caller_source, r.peer_class) for r in rows] == [
+            ("no_caller_id", "-", "none", "untrusted")
+        ]
+    finally:
+        assert strict.terminate() == 0, strict.stderr_tail()

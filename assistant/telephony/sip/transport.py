@@ -21,7 +21,9 @@ Facts worth knowing (see ``../shared/notes/telephony.md``):
   (:mod:`assistant.telephony.sip.screen`) or one from an untrusted address that already has
   ``max_calls_per_source`` calls up is refused before it is answered; an answered call
   whose ACK does not come within ``answer_timeout_s`` (3 s), or that brings no RTP within
-  ``first_rtp_timeout_s`` (3 s) of the answer, is hung up and frees its slot.
+  ``first_rtp_timeout_s`` (3 s) of the answer, is hung up and frees its slot. The box counts
+  its ``max_calls`` slots itself; the stack's own cap is higher, because 0.5.2a3 leaks the
+  call of an INVITE whose From has no tag (it answers 500 itself and never reports the call).
 * The caller number follows ``caller_trust`` (:class:`~assistant.telephony.sip.callerid.
   CallerTrust`); the reason for each decision is logged, never the number.
 * ``drain()`` makes the stack answer new INVITEs with 486 and lets current calls finish;
@@ -87,6 +89,8 @@ _FLUSH_HOLD_S = 0.06
 #: How long a new call waits for the trace record of its INVITE (normally < 5 ms).
 _TRACE_WAIT_S = 1.0
 _EXPOSED_HEADERS = ("From", "P-Asserted-Identity")
+#: Stack call slots beyond ``max_calls`` (calls the stack leaks without telling us).
+_STACK_HEADROOM = 32
 
 
 @dataclass
@@ -356,7 +360,9 @@ class BaresipTransport:
             expose_headers=_EXPOSED_HEADERS,
             native_log_level="warning",
             sip_trace=True,
-            max_concurrent_calls=self.max_calls,
+            # The box counts its own slots (``_refusal``); the stack's cap is set above them so
+            # that calls the stack leaks (see ``_drain``) eat this headroom, not real slots.
+            max_concurrent_calls=self.max_calls + _STACK_HEADROOM,
             rtp_timeout=self.rtp_timeout_s,
             extra_config_text=(
                 f"sip_listen {listen}\nrtp_ports {self.rtp_ports[0]}-{self.rtp_ports[1]}\n"
@@ -453,6 +459,8 @@ class BaresipTransport:
         """Why a new call is refused before it is answered (None: it may have a slot)."""
         if facts is not None and facts.problem is not None:
             return f"malformed_invite:{facts.problem}"
+        if len(self._calls) >= self.max_calls:
+            return "busy"
         if trusted:
             return None
         same = sum(1 for live in self._calls.values() if live.source_ip == source_ip)
