@@ -104,6 +104,8 @@ class ResetState:
     silences: int = 0  # consecutive no-inputs at the current question
     unclear: int = 0  # consecutive unclear yes/no answers
     unusable: int = 0  # consecutive turns with nothing usable
+    miscounts: int = 0  # spoken readings this call that came out short or too long
+    rejections: int = 0  # read-backs the caller said were wrong, this call
     password: str = field(default="", repr=False)
     outcome: Outcome | None = None
 
@@ -144,7 +146,18 @@ def table_key(event_type: type) -> type:
 
 
 class ResetDialog:
-    """The conversation definition. ``reader`` is the number reader; both are immutable."""
+    """The conversation definition. ``reader`` is the number reader; both are immutable.
+
+    A caller the recogniser does not understand gets a way through: from the
+    :attr:`HINT_AFTER_MISCOUNTS`-th spoken reading of the wrong length in a call (too long, or
+    short although it gave more than half of the digits asked for), and after every read-back the caller rejects, the next request for digits adds
+    ``read_slowly`` (the digits can be keyed in, or read slowly one by one); from the
+    :attr:`KEYPAD_AFTER_REJECTIONS`-th rejected read-back on, the code is asked for on the keypad
+    first (``keypad_first``).
+    """
+
+    HINT_AFTER_MISCOUNTS = 2
+    KEYPAD_AFTER_REJECTIONS = 2
 
     def __init__(self, reader: Reader, settings: DialogSettings | None = None) -> None:
         self.reader = reader
@@ -239,7 +252,9 @@ class ResetDialog:
         new = replace(state, phase=Phase.COLLECT)
         return new, (*lead, ask, Listen.digits(remaining))
 
-    def _failed_attempt(self, state: ResetState, *lead: Say) -> Result:
+    def _failed_attempt(self, state: ResetState, *lead: Say, hint: bool = False) -> Result:
+        """Start the code again (or give up after the last attempt); ``hint``: say how to get
+        through (keypad, or slowly), the keypad first after repeated rejected read-backs."""
         if state.attempts >= self.settings.max_attempts:
             return self._end(
                 state,
@@ -261,7 +276,20 @@ class ResetDialog:
             unclear=0,
             unusable=0,
         )
-        return new, (*lead, Say("ask_code_again"), Listen.digits(self._n))
+        if state.rejections >= self.KEYPAD_AFTER_REJECTIONS:
+            asks: tuple[Say, ...] = (Say("keypad_first"),)
+        elif hint:
+            asks = (Say("ask_code_again"), Say("read_slowly"))
+        else:
+            asks = (Say("ask_code_again"),)
+        return new, (*lead, *asks, Listen.digits(self._n))
+
+    def _miscounted(self, state: ResetState, reading: TurnReading) -> tuple[ResetState, bool]:
+        """Count a spoken reading of the wrong length; whether the caller now needs the hint."""
+        if reading.keyed:
+            return state, False
+        state = replace(state, miscounts=state.miscounts + 1)
+        return state, state.miscounts >= self.HINT_AFTER_MISCOUNTS
 
     # -- reading caller input -------------------------------------------------------------------
 
@@ -364,9 +392,19 @@ class ResetDialog:
         unsure = state.unsure | {offset + i for i in reading.unsure}
         state = replace(state, digits=digits, unsure=frozenset(unsure))
         if len(digits) > self._n:
-            return self._failed_attempt(state, Say("too_many_digits", {"count": len(digits)}))
+            state, hint = self._miscounted(state, reading)
+            lead = Say("too_many_digits", {"count": len(digits)})
+            return self._failed_attempt(state, lead, hint=hint)
         if len(digits) < self._n:
-            return self._ask_for_code(state)
+            # More than half of what was asked, yet short: a whole reading that lost digits
+            # (a smaller part is a code read in parts, which is fine).
+            hint = False
+            if 2 * len(reading.digits) > self._n - offset:
+                state, hint = self._miscounted(state, reading)
+            new, actions = self._ask_for_code(state)
+            if hint:  # before the Listen
+                actions = (*actions[:-1], Say("read_slowly"), actions[-1])
+            return new, actions
         return self._complete(state)
 
     def _complete(self, state: ResetState) -> Result:
@@ -428,7 +466,7 @@ class ResetDialog:
             assert new.caller is not None
             return new, (Lookup(new.caller, confirmed),)
         if answer == "no":
-            return self._failed_attempt(state)
+            return self._failed_attempt(replace(state, rejections=state.rejections + 1), hint=True)
         if state.unclear >= self.settings.max_unclear:
             return self._failed_attempt(state)
         new = replace(state, unclear=state.unclear + 1)

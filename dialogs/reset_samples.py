@@ -16,14 +16,15 @@ from assistant.core.dialog import (
     PasswordIssued,
 )
 from assistant.core.ports import Hypothesis, Recognition
-from dialogs.reset import ResetState
+from dialogs.reset import ResetDialog, ResetState
 
 CODE_WORDS = " ".join(["không"] * 10)
 
 
 def canonical_state(state: ResetState) -> ResetState:
     """Which digits were collected never changes the flow, only how many: map every digit to
-    0 so the explored graph stays finite and small."""
+    0 so the explored graph stays finite and small. The way-through counters matter only up to
+    their thresholds, so they are capped there."""
 
     def zeros(value: str) -> str:
         return "0" * len(value)
@@ -33,6 +34,8 @@ def canonical_state(state: ResetState) -> ResetState:
         digits=zeros(state.digits),
         candidate=zeros(state.candidate),
         confirmed=zeros(state.confirmed),
+        miscounts=min(state.miscounts, ResetDialog.HINT_AFTER_MISCOUNTS),
+        rejections=min(state.rejections, ResetDialog.KEYPAD_AFTER_REJECTIONS),
     )
 
 

@@ -296,3 +296,55 @@ def test_viterbi_paths_per_count() -> None:
     assert paths[2].words == (WORDS.index("hai"), WORDS.index("ba"))
     assert paths[2].score > paths[1].score > paths[0].score
     assert all(s <= e for s, e in paths[2].spans)
+
+
+# -- a code read in one go is never silently shortened (FillRule) ------------------------------
+
+
+def soft_ba(p: float) -> list[Frame]:
+    """Ten digits, the "ba" soft: two frames where the model gives it only ``p``."""
+    spec = said(*TEN_DIGITS[:3])
+    spec += [("ba", p), ("ba", p), "-", "-"]
+    return spec + said(*TEN_DIGITS[4:])[2:]
+
+
+def test_a_soft_word_no_longer_shortens_the_code() -> None:
+    scores = frames(soft_ba(0.04))
+    old = DigitDecoder(fill=None).decode(scores, 10)
+    assert text(old) == " ".join(w for w in TEN_DIGITS if w != "ba")  # the old, short reading
+    out = DIGITS.decode(scores, 10)
+    assert text(out) == " ".join(TEN_DIGITS)  # the whole reading first...
+    wc = out[0].word_confidences
+    assert wc[3] <= DIGITS.fill.filled_confidence if DIGITS.fill else False  # ...its fill unsure
+    assert min(wc[:3] + wc[4:]) > 0.9
+    assert text(out[1:]) == text(old)  # and the short reading kept as the runner-up
+
+
+def test_a_caller_who_reads_four_digits_is_not_filled() -> None:
+    out = DIGITS.decode(frames(said(*TEN_DIGITS[:4])), 10)
+    assert text(out) == " ".join(TEN_DIGITS[:4])
+
+
+def test_no_fill_when_nothing_is_expected_or_the_gap_is_large() -> None:
+    scores = frames(soft_ba(0.04))
+    assert text(DIGITS.decode(scores, None)) != " ".join(TEN_DIGITS)
+    silent = frames(soft_ba(1e-5))  # no trace of the word at all: nothing to fill
+    assert text(DIGITS.decode(silent, 10)) == " ".join(w for w in TEN_DIGITS if w != "ba")
+
+
+def test_the_dialog_asks_again_for_the_filled_group() -> None:
+    from assistant.core.dialog import Heard, Listen, Say
+    from assistant.core.ports import Hypothesis, Recognition
+    from assistant.language.numbers import NumberReader
+    from dialogs.reset import Phase, ResetDialog, ResetState
+
+    out = DIGITS.decode(frames(soft_ba(0.04)), 10)
+    rec = Recognition(
+        tuple(Hypothesis(s.text, s.confidence, s.word_confidences) for s in out)
+    )
+    dialog = ResetDialog(NumberReader.load())
+    reading = dialog.read(Heard(rec))
+    assert reading.digits == "0123456789" and 3 in reading.unsure
+    state = ResetState(phase=Phase.COLLECT, caller="0912345678", attempts=1)
+    state, actions = dialog.step(state, Heard(rec))
+    assert actions == (Say("ask_group", {"ordinal": 1, "count": 4}), Listen.digits(4))

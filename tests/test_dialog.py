@@ -176,6 +176,7 @@ def test_khong_is_zero_while_collecting_and_no_while_confirming(dialog: ResetDia
         Say("read_back", {"code": code(code0)}),
         Listen.yesno(),
         Say("ask_code_again"),
+        Say("read_slowly"),
         Listen.digits(10),
     ]
     assert state.attempts == 2 and state.digits == ""
@@ -198,6 +199,7 @@ def test_correction_after_wrong_read_back(dialog: ResetDialog) -> None:
         Say("read_back", {"code": code(wrong)}),
         Listen.yesno(),
         Say("ask_code_again"),
+        Say("read_slowly"),
         Listen.digits(10),
         *READ_BACK,
         Lookup(CALLER, CODE),  # only the code confirmed last reaches the lookup
@@ -325,7 +327,10 @@ def test_three_failed_attempts(dialog: ResetDialog) -> None:
     events: list[Event] = [CallStarted("c1", CALLER)]
     events += [Keypad(CODE), Heard.text("không phải")] * 3
     state, actions = converse(dialog, events)
-    assert actions.count(Say("ask_code_again")) == 2
+    # The first rejected read-back: again, with the way through; the second: the keypad first.
+    assert actions.count(Say("ask_code_again")) == 1
+    assert actions.count(Say("read_slowly")) == 1
+    assert actions.count(Say("keypad_first")) == 1
     assert actions[-4:] == [
         Say("too_many_attempts"),
         Say("other_ways"),
@@ -411,3 +416,101 @@ def test_far_fetched_alternatives_do_not_make_a_reading_unsure(dialog: ResetDial
     )
     _, actions = converse(dialog, [CallStarted("c1", CALLER), heard])
     assert actions[-2:] == READ_BACK
+
+
+# -- a caller who is not understood gets a way through -------------------------------------------
+
+
+def test_a_code_read_in_parts_gets_no_hint(dialog: ResetDialog) -> None:
+    _, actions = converse(
+        dialog,
+        [CallStarted("c1", CALLER), Heard.text("không một hai ba"), Heard.text("bốn năm sáu")],
+    )
+    assert Say("read_slowly") not in actions
+
+
+def test_two_short_whole_readings_offer_the_keypad_and_slow_reading(dialog: ResetDialog) -> None:
+    state, actions = converse(
+        dialog,
+        [
+            CallStarted("c1", CALLER),
+            Heard.text("không một hai ba bốn năm sáu"),  # 7 of 10: a whole reading, short
+            Heard.text("bảy tám"),  # 2 of 3: short again
+        ],
+    )
+    assert actions[len(GREET) :] == [
+        Say("heard_partial", {"count": 7, "remaining": 3}),
+        Listen.digits(3),
+        Say("heard_partial", {"count": 9, "remaining": 1}),
+        Say("read_slowly"),
+        Listen.digits(1),
+    ]
+    assert state.miscounts == 2
+
+
+def test_a_caller_who_reads_four_digits_hears_four(dialog: ResetDialog) -> None:
+    _, actions = converse(dialog, [CallStarted("c1", CALLER), Heard.text("không một hai ba")])
+    assert actions[len(GREET) :] == [
+        Say("heard_partial", {"count": 4, "remaining": 6}),
+        Listen.digits(6),
+    ]
+
+
+def test_too_many_digits_twice_offers_the_way_through(dialog: ResetDialog) -> None:
+    state, actions = converse(
+        dialog,
+        [
+            CallStarted("c1", CALLER),
+            Heard.text("không một hai ba bốn năm sáu bảy tám chín chín"),
+            Heard.text("không một hai ba bốn năm sáu bảy tám chín chín chín"),
+        ],
+    )
+    assert actions[len(GREET) :] == [
+        Say("too_many_digits", {"count": 11}),
+        Say("ask_code_again"),
+        Listen.digits(10),
+        Say("too_many_digits", {"count": 12}),
+        Say("ask_code_again"),
+        Say("read_slowly"),
+        Listen.digits(10),
+    ]
+    assert state.miscounts == 2 and state.attempts == 3
+
+
+def test_keyed_wrong_lengths_are_not_a_failed_reading(dialog: ResetDialog) -> None:
+    state, actions = converse(
+        dialog, [CallStarted("c1", CALLER), Keypad("012345678"), Keypad("012345678901")]
+    )
+    assert Say("read_slowly") not in actions and state.miscounts == 0
+
+
+def test_rejected_read_backs_lead_to_the_keypad(dialog: ResetDialog) -> None:
+    wrong = "0123456788"
+    spoken = Heard.text("không một hai ba bốn năm sáu bảy tám tám")
+    events: list[Event] = [CallStarted("c1", CALLER), spoken, Heard.text("không")]
+    events += [spoken, Heard.text("sai")]
+    state, actions = converse(dialog, events)
+    assert actions[len(GREET) :] == [
+        Say("read_back", {"code": code(wrong)}),
+        Listen.yesno(),
+        Say("ask_code_again"),
+        Say("read_slowly"),
+        Listen.digits(10),
+        Say("read_back", {"code": code(wrong)}),
+        Listen.yesno(),
+        Say("keypad_first"),
+        Listen.digits(10),
+    ]
+    assert state.rejections == 2
+    _, actions = converse(dialog, [*events, Keypad(CODE), Keypad("1")])
+    assert actions[-1] == Lookup(CALLER, CODE)  # the keypad then works as always
+
+
+def test_the_way_through_prompts_say_keypad_and_slowly() -> None:
+    from assistant.language.prompts import Prompts
+
+    prompts = Prompts.load()
+    slowly, keypad = prompts.text(Say("read_slowly")), prompts.text(Say("keypad_first"))
+    for text in (slowly, keypad):
+        assert "bàn phím" in text and "chậm" in text and "từng chữ số" in text
+    assert keypad.index("bàn phím") < keypad.index("chậm")  # the keypad first
