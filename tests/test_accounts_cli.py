@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from assistant.accounts.passwords import ScryptParams
 from assistant.accounts.store import SqlAccountStore
@@ -34,8 +35,10 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'var' / 'box.sqlite3'}"
+def url(db_url: str) -> str:
+    """An empty database, SQLite or PostgreSQL (``tests/conftest.py``): every command that
+    takes it runs on both."""
+    return db_url
 
 
 @pytest.fixture
@@ -231,7 +234,8 @@ def test_audit_limit_must_be_positive(capsys: pytest.CaptureFixture[str]) -> Non
 def test_health(ready: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["health", "--db", ready], capsys)
     assert code == 0
-    assert json.loads(out) == {"ok": True, "db": ready, "accounts": 0, "audit_rows": 0}
+    shown = make_url(ready).render_as_string(hide_password=True)  # as SQLAlchemy prints it
+    assert json.loads(out) == {"ok": True, "db": shown, "accounts": 0, "audit_rows": 0}
 
     code, out, err = run(["health", "--db", f"sqlite:///{tmp_path / 'empty.db'}"], capsys)
     assert code == 1
