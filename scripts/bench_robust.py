@@ -481,7 +481,7 @@ def report(
     print("|---|---|---|" + "---|" * (4 * len(names)) + "---|")
     for family, conds in FAMILIES.items():
         for cond in conds:
-            if cond not in wanted:
+            if cond not in wanted or (names[0], cond) not in codes:
                 continue
             cells = []
             for n in names:
@@ -502,8 +502,9 @@ def report(
         if (n, HELD_OUT) in codes:
             h = codes[n, HELD_OUT]
             print(f"; held-out {HELD_OUT} {pct(h.whole, h.n).strip()} % (n={h.n})", end="")
-        p = codes[n, "partial"]
-        print(f"; four digits read (10 expected) heard as those four: {p.whole} of {p.n}")
+        if (n, "partial") in codes:
+            p = codes[n, "partial"]
+            print(f"; four digits read (10 expected) heard as those four: {p.whole} of {p.n}")
     print("\n| engine | answers | n | right % | unclear % | wrong |")
     print("|---|---|---|---|---|---|")
     for (n, cond), a in yesno.items():
