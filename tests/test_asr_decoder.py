@@ -339,12 +339,47 @@ def test_the_dialog_asks_again_for_the_filled_group() -> None:
     from dialogs.reset import Phase, ResetDialog, ResetState
 
     out = DIGITS.decode(frames(soft_ba(0.04)), 10)
-    rec = Recognition(
-        tuple(Hypothesis(s.text, s.confidence, s.word_confidences) for s in out)
-    )
+    rec = Recognition(tuple(Hypothesis(s.text, s.confidence, s.word_confidences) for s in out))
     dialog = ResetDialog(NumberReader.load())
     reading = dialog.read(Heard(rec))
     assert reading.digits == "0123456789" and 3 in reading.unsure
     state = ResetState(phase=Phase.COLLECT, caller="0912345678", attempts=1)
     state, actions = dialog.step(state, Heard(rec))
     assert actions == (Say("ask_group", {"ordinal": 1, "count": 4}), Listen.digits(4))
+
+
+# -- yes/no hears every clear answer ------------------------------------------------------------
+
+
+def split_frames(parts: dict[str, float], before: int = 2, after: int = 2) -> FrameScores:
+    """Blank frames around two frames whose non-blank mass is split between ``parts``."""
+    n = before + 2 + after
+    probs = np.full((n, len(YN) + 2), 1e-6)
+    probs[:, 0] = 1.0
+    for t in (before, before + 1):
+        probs[t, 0] = 1.0 - sum(parts.values())
+        for w, p in parts.items():
+            probs[t, 1 + YN.index(w)] = p
+    probs /= probs.sum(axis=1, keepdims=True)
+    logp = np.log(probs).astype(np.float32)
+    return FrameScores(logp[:, 0], logp[:, 1:-1], logp[:, -1])
+
+
+def test_yesno_an_answer_split_between_its_words_is_still_heard() -> None:
+    from assistant.language.numbers import NumberReader
+
+    reader = NumberReader.load()
+    # A telephone "không" the model splits between "không", "hông" and "sai": none alone holds
+    # half of the speech, all are a no.
+    out = YESNO.decode(split_frames({"không": 0.3, "hông": 0.3, "sai": 0.3}))
+    assert out and reader.read_yesno(out[0].text) is not None
+    assert reader.read_yesno(out[0].text).value == "no"  # type: ignore[union-attr]
+    # Split between a yes and a no word, it stays unclear (never a guess).
+    mixed = YESNO.decode(split_frames({"có": 0.45, "không": 0.45}))
+    assert not mixed or reader.read_yesno(mixed[0].text) is None
+
+
+def test_yesno_counts_tone_neighbours_of_the_answer_words() -> None:
+    classes = YESNO.word_classes({w: i for i, w in enumerate([*YN, "cò", "sái"])})
+    members = dict(zip(YN, classes.members, strict=True))
+    assert (len(YN), 0.5) in members["có"] and (len(YN) + 1, 0.5) in members["sai"]

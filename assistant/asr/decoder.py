@@ -543,12 +543,14 @@ def _word_confidence(
     return float(1.0 - np.prod(1.0 - np.clip(mass, 0.0, 1.0)))
 
 
-def _share(scores: FrameScores, path: Path, i: int) -> float:
-    """The i-th word's share of the non-blank posterior at its peak frame."""
+def _share(scores: FrameScores, path: Path, i: int, same: Sequence[int] | None = None) -> float:
+    """The i-th word's share of the non-blank posterior at its peak frame, counting with it the
+    words ``same`` (words that mean the same answer)."""
     start, end = path.spans[i]
     w = path.words[i]
     t = start + int(scores.words[start : end + 1, w].argmax())
-    own = math.exp(float(scores.words[t, w]))
+    cols = list(same) if same else [w]
+    own = float(np.exp(scores.words[t, cols].astype(np.float64)).sum())
     nonblank = 1.0 - math.exp(float(scores.blank[t]))
     return own / max(nonblank, own, 1e-12)
 
@@ -809,6 +811,18 @@ def yesno_grammar(words: Sequence[str] = YESNO_WORDS, max_words: int = 4) -> Loo
     return LoopGrammar(vocab, 1, moves)
 
 
+#: Tone neighbours of the answer words that the model writes for them on a phone line ("cò" for
+#: "có", "sái" for "sai"); like :data:`TONE_NEIGHBOURS`, counted with :data:`TONE_WEIGHT`.
+YESNO_NEIGHBOURS: dict[str, tuple[str, ...]] = {
+    "có": ("cò", "cỏ", "cọ"),
+    "không": ("khống", "khổng"),
+    "sai": ("sài", "sái", "sải", "sại"),
+    "đúng": ("đùng", "đủng", "đụng"),
+    "chưa": ("chừa", "chứa", "chửa"),
+    "vâng": ("vầng", "vấng"),
+    "dạ": ("dà", "dá"),
+}
+
 #: How a stretch of other speech (the filler) is written in yes/no hypotheses: an unknown word
 #: to the number reader, so that "dạ <unk>" ("yes, but...") is unclear, not a polite yes.
 UNKNOWN_WORD = "<unk>"
@@ -818,7 +832,10 @@ UNKNOWN_WORD = "<unk>"
 class YesNoDecoder:
     """Yes/no mode: a loop over the yes/no words with a filler; nothing heard is a reading.
 
-    Other speech on the best path is written as :data:`UNKNOWN_WORD` (with its own score).
+    Other speech on the best path is written as :data:`UNKNOWN_WORD` (with its own score). A
+    word is heard when the words of its answer (the yes words, the no words: "không" with
+    "hông", "sai", "chưa"...) together hold the share and presence below: the model splitting a
+    telephone "không" between "không" and "hông" still heard a no.
     """
 
     grammar: LoopGrammar = field(default_factory=yesno_grammar)
@@ -833,10 +850,23 @@ class YesNoDecoder:
     min_presence: float = 0.15
     max_words: int = 4
     nbest: int = 3
-    aliases: tuple[tuple[Mapping[str, Sequence[str]], float], ...] = ()
+    aliases: tuple[tuple[Mapping[str, Sequence[str]], float], ...] = (
+        (YESNO_NEIGHBOURS, TONE_WEIGHT),
+    )
 
     def word_classes(self, token_ids: Mapping[str, int]) -> WordClasses:
         return word_classes(self.grammar.words, token_ids, self.aliases)
+
+    def answer_classes(self) -> list[list[int]]:
+        """For each word, the words that give the same answer on their own (the number
+        reader's yes/no tables); a word that is no answer alone is its own class."""
+        words = self.grammar.words
+        reader = number_reader()
+        meaning = [reader.read_yesno(w) for w in words]
+        return [
+            [j for j, m in enumerate(meaning) if m is not None and m == meaning[i]] or [i]
+            for i in range(len(words))
+        ]
 
     def decode(self, scores: FrameScores) -> list[Scored]:
         if scores.num_frames == 0:
@@ -845,7 +875,7 @@ class YesNoDecoder:
         if not paths:
             return []
         words = self.grammar.words
-        classes = [[j] for j in range(len(words))]
+        classes = self.answer_classes()
         cands: list[tuple[tuple[str, ...], float, tuple[float, ...]]] = []
         for k, path in paths.items():
             score = path.score - (self.empty_penalty if k == 0 else 0.0)
@@ -901,7 +931,7 @@ class YesNoDecoder:
         keep = {
             path.spans[i][0]
             for i in range(len(path.words))
-            if _share(scores, path, i) >= self.min_share
+            if _share(scores, path, i, classes[path.words[i]]) >= self.min_share
         }
         items = [
             (t, w if (t in keep and c >= self.min_presence) else UNKNOWN_WORD, c)

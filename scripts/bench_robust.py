@@ -1,0 +1,523 @@
+"""Robustness benchmark: codes and yes/no answers on voices, readings and lines we do not have.
+
+Not a test: it prints figures. Every engine hears the same audio, and every reading goes through
+the dialog's own public reading (:meth:`dialogs.reset.ResetDialog.read`), so "whole code" means
+the digits the dialog would act on. Each condition changes ONE thing from the base (the corpus
+speaker's real digit clips, read digit by digit with 150-400 ms gaps, over an 8 kHz μ-law line):
+
+* voice: ``tempo`` (sox ``tempo`` 0.8-0.9 or 1.15-1.3), ``pitch`` (sox ``pitch`` ±200-300
+  cents), ``formant`` (vocal tract length perturbation: the spectral envelope warped by
+  0.85-0.9 or 1.1-1.15 with F0 kept, by cepstral smoothing in numpy, as sox has no formant
+  effect), ``espeak`` (espeak-ng's Northern, Central and Southern voices with its variants);
+* reading: ``fast`` (20-90 ms gaps), ``slow`` (150-400 ms: the base itself), ``pairs`` ("ba
+  mươi tư", "mười lăm", "hai mươi mốt"), ``grouped`` (4 + 3 + 3: "hai mươi mốt, linh năm, ba,
+  mười tư"; the corpus has no "trăm"), ``fillers`` ("dạ", "số", "vâng", "rồi"), ``parts`` (two
+  or three parts with 0.6-1.1 s pauses, one utterance);
+* damage: ``onset`` / ``tail`` (20-80 ms cut off the voiced edge of one to three words);
+* line: ``alaw``, ``gsm`` (GSM 06.10 full rate through sox), ``loss`` (1-5 % of 20 ms packets
+  lost, no concealment), ``pink`` (pink noise at 10-15 dB SNR), ``quiet`` (-24 dB), and
+  ``babble`` (several telephone speakers of the corpus at 10-15 dB SNR).
+
+**Held out: ``babble``.** No parameter of the recogniser or the dialog was chosen on it (the
+fill rule of :class:`assistant.asr.decoder.FillRule` was set on the other conditions); it is
+reported on its own line, next to the mean of the others.
+
+Also: ``partial`` (four digits while ten are expected: the dialog must hear four, never a filled
+ten), and yes/no: the corpus's 500 telephone answers as recorded, and the same answers over the
+GSM, pink-noise and babble lines (right / unclear / wrong, answers the dialog reads with
+``ResetDialog.read``). RTF: process CPU time over audio time for our recogniser, one thread.
+
+    PYTHONPATH=. .venv/bin/python scripts/bench_robust.py --n 4 --yesno-limit 0
+
+(``--n`` codes per condition; ``--yesno-limit`` answers per category, 0 for all.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_codes import (
+    DIGIT_NAMES,
+    RATE,
+    Corpus,
+    Judge,
+    edit_distance,
+    load_engine,
+    pair_words,
+    pct,
+    random_code,
+    read_pcm,
+    recognise,
+    silence,
+)
+
+from assistant.audio.g711 import phone_line
+from assistant.audio.resample import resample
+from assistant.core.dialog import Heard
+from assistant.core.paths import shared_corpus_dir
+from assistant.core.ports import PCM, Audio, ListenMode, ListenSpec, Recognizer
+from assistant.language.numbers import NumberReader
+from dialogs.reset import ResetDialog
+
+HELD_OUT = "babble"
+FloatArray = npt.NDArray[np.float64]
+
+# --------------------------------------------------------------------------------------------
+# Perturbations
+# --------------------------------------------------------------------------------------------
+
+
+def sox(pcm: PCM, *effects: str, rate_in: int = RATE) -> PCM:
+    """Run sox effects over 16-bit mono audio (raw through pipes), out at 16 kHz."""
+    raw = ["-t", "raw", "-e", "signed", "-b", "16", "-c", "1"]
+    cmd = ["sox", "-V1", *raw, "-r", str(rate_in), "-", *raw, "-r", str(RATE), "-", *effects]
+    out = subprocess.run(cmd, input=pcm.astype("<i2").tobytes(), capture_output=True, check=True)
+    return np.frombuffer(out.stdout, dtype="<i2").astype(np.int16)
+
+
+def gsm_round_trip(pcm8k: PCM) -> PCM:
+    """GSM 06.10 full rate at 8 kHz: encoded and decoded by sox."""
+    raw = ["-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", "8000"]
+    gsm = ["-t", "gsm", "-r", "8000", "-c", "1"]
+    enc = subprocess.run(
+        ["sox", "-V1", *raw, "-", *gsm, "-"],
+        input=pcm8k.astype("<i2").tobytes(),
+        capture_output=True,
+        check=True,
+    ).stdout
+    dec = subprocess.run(
+        ["sox", "-V1", *gsm, "-", *raw, "-"], input=enc, capture_output=True, check=True
+    ).stdout
+    return np.frombuffer(dec, dtype="<i2").astype(np.int16)[: len(pcm8k)]
+
+
+def active_power(pcm: PCM) -> float:
+    """Mean power of the 20 ms frames within 13 dB of the loudest (the speech)."""
+    x = pcm.astype(np.float64)
+    frames = x[: len(x) // 320 * 320].reshape(-1, 320)
+    e = (frames**2).mean(axis=1)
+    if not len(e) or e.max() <= 0:
+        return 0.0
+    return float(e[e > 0.05 * e.max()].mean())
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> FloatArray:
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.arange(len(spec), dtype=np.float64)
+    f[0] = 1.0
+    return np.fft.irfft(spec / np.sqrt(f), n)
+
+
+def add_noise(pcm: PCM, noise: FloatArray, snr_db: float) -> PCM:
+    p_n = float((noise**2).mean()) or 1.0
+    scaled = noise * np.sqrt(active_power(pcm) / p_n / 10 ** (snr_db / 10))
+    return np.clip(pcm.astype(np.float64) + scaled, -32768, 32767).astype(np.int16)
+
+
+def babble_noise(n: int, talkers: list[PCM], rng: random.Random) -> FloatArray:
+    """Five to seven telephone talkers of the corpus, each looped from a random offset."""
+    out = np.zeros(n)
+    for clip in rng.sample(talkers, rng.randint(5, 7)):
+        x = clip.astype(np.float64)
+        x /= np.sqrt(active_power(clip)) or 1.0
+        reps = np.tile(np.concatenate([x, np.zeros(rng.randint(800, 4000))]), n // len(x) + 2)
+        start = rng.randrange(len(reps) - n)
+        out += reps[start : start + n]
+    return out
+
+
+def formant_shift(pcm: PCM, alpha: float) -> PCM:
+    """Vocal tract length perturbation: each STFT frame's cepstrally smoothed envelope warped
+    by ``alpha`` (the harmonics, so F0, kept), overlap-added with the original phase."""
+    x = pcm.astype(np.float64)
+    n, hop, lifter = 512, 128, 30
+    win = np.hanning(n)
+    pad = np.concatenate([np.zeros(n), x, np.zeros(n)])
+    out = np.zeros(len(pad))
+    norm = np.zeros(len(pad))
+    freqs = np.arange(n // 2 + 1, dtype=np.float64)
+    for i in range((len(pad) - n) // hop + 1):
+        spec = np.fft.rfft(pad[i * hop : i * hop + n] * win)
+        cep = np.fft.irfft(np.log(np.abs(spec) + 1e-9), n)
+        cep[lifter : n - lifter] = 0.0
+        env = np.fft.rfft(cep, n).real
+        spec = spec * np.exp(np.interp(freqs / alpha, freqs, env) - env)
+        out[i * hop : i * hop + n] += np.fft.irfft(spec, n) * win
+        norm[i * hop : i * hop + n] += win**2
+    y = (out / np.maximum(norm, 1e-6))[n : n + len(x)]
+    peak = float(np.abs(y).max()) or 1.0
+    return (y * min(1.0, 32000 / peak)).astype(np.int16)
+
+
+def clip_word(pcm: PCM, rng: random.Random, where: str) -> PCM:
+    """20-80 ms cut off the word's voiced onset or tail (edges found by energy)."""
+    x = pcm.astype(np.float64)
+    e = (x[: len(x) // 160 * 160].reshape(-1, 160) ** 2).mean(axis=1)
+    on = np.nonzero(e > 0.02 * e.max())[0] if len(e) and e.max() > 0 else []
+    if not len(on):
+        return pcm
+    a, b = int(on[0]) * 160, int(on[-1] + 1) * 160
+    cut = int(RATE * rng.uniform(0.02, 0.08))
+    return pcm[min(a + cut, b - 160) :] if where == "onset" else pcm[: max(b - cut, a + 160)]
+
+
+def espeak(text: str, voice: str, wpm: int, pitch: int) -> PCM:
+    wav = subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(wpm), "-p", str(pitch), "--stdout", text],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    import io
+    import wave
+
+    with wave.open(io.BytesIO(wav)) as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+    return resample(pcm, rate, RATE)
+
+
+ESPEAK_VOICES = ("vi", "vi+m3", "vi+f2", "vi-vn-x-central", "vi-vn-x-south", "vi-vn-x-south+f4")
+
+
+# --------------------------------------------------------------------------------------------
+# Readings
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Panel:
+    corpus: Corpus
+    rng: random.Random
+    nrng: np.random.Generator
+    talkers: list[PCM] = field(default_factory=list)
+
+    def digits(self, code: str, gap: tuple[float, float] = (0.15, 0.4), damage: str = "") -> PCM:
+        rng = self.rng
+        hit = set(rng.sample(range(len(code)), rng.randint(1, 3))) if damage else set()
+        parts = [silence(rng, 0.2, 0.4)]
+        for i, d in enumerate(code):
+            clip = rng.choice(self.corpus.digits[d])
+            parts += [clip_word(clip, rng, damage) if i in hit else clip, silence(rng, *gap)]
+        return np.concatenate(parts)
+
+    def words(
+        self, groups: list[list[str]], inner: tuple[float, float], outer: tuple[float, float]
+    ) -> PCM:
+        rng = self.rng
+        parts = [silence(rng, 0.2, 0.4)]
+        for group in groups:
+            for w in group:
+                parts += [self.corpus.word(rng, w), silence(rng, *inner)]
+            parts.append(silence(rng, *outer))
+        return np.concatenate(parts)
+
+    def pair(self, a: str, b: str) -> list[str]:
+        """A pair as read aloud, a leading 0 as "linh" or "không" ("linh năm", "không tư")."""
+        if a == "0":
+            unit = {"4": ["tư"], "5": ["lăm"]}.get(b, [DIGIT_NAMES[b]])
+            return [self.rng.choice(["linh", "không"]), *unit]
+        return pair_words(a, b, self.rng)
+
+    def build(self, cond: str, code: str) -> PCM:
+        rng = self.rng
+        if cond == "fast":
+            return self.digits(code, (0.02, 0.09))
+        if cond in ("onset", "tail"):
+            return self.digits(code, damage=cond)
+        if cond == "pairs":
+            pairs = [pair_words(code[i], code[i + 1], rng) for i in range(0, 10, 2)]
+            return self.words(pairs, (0.03, 0.1), (0.25, 0.5))
+        if cond == "grouped":  # 4 + 3 + 3: two pairs, then a digit and a pair, twice
+            groups = [self.pair(code[0], code[1]), self.pair(code[2], code[3])]
+            groups += [[DIGIT_NAMES[code[4]], *self.pair(code[5], code[6])]]
+            groups += [[DIGIT_NAMES[code[7]], *self.pair(code[8], code[9])]]
+            return self.words(groups, (0.03, 0.1), (0.25, 0.5))
+        if cond == "fillers":
+            head = rng.choice([["dạ"], ["số"], ["dạ", "số"], ["vâng", "số"]])
+            cut = rng.choice([3, 4, 5, 6])
+            seq = [*head, *[DIGIT_NAMES[d] for d in code[:cut]], rng.choice(["dạ", "rồi", "vâng"])]
+            seq += [DIGIT_NAMES[d] for d in code[cut:]]
+            return self.words([[w] for w in seq], (0.0, 0.0), (0.15, 0.4))
+        if cond == "parts":
+            cuts = sorted(rng.sample(range(2, 9), rng.choice([1, 2])))
+            bounds = [0, *cuts, 10]
+            pieces = [self.digits(code[a:b]) for a, b in itertools.pairwise(bounds)]
+            out: list[PCM] = []
+            for p in pieces:
+                out += [p, silence(rng, 0.4, 0.8)]  # + the piece's own 0.15-0.4 s tail
+            return np.concatenate(out)
+        if cond == "espeak":
+            style = rng.randrange(3)
+            if style == 0:
+                text = ", ".join(DIGIT_NAMES[d] for d in code)
+            elif style == 1:
+                text = ", ".join(
+                    " ".join(pair_words(code[j], code[j + 1], rng)) for j in range(0, 10, 2)
+                )
+            else:
+                text = "dạ, mã số của tôi là, " + ", ".join(DIGIT_NAMES[d] for d in code)
+            voice = rng.choice(ESPEAK_VOICES)
+            pcm = espeak(text, voice, rng.choice([130, 150, 170]), rng.choice([35, 50, 65]))
+            return np.concatenate([silence(rng, 0.2, 0.4), pcm, silence(rng, 0.3, 0.5)])
+        pcm = self.digits(code)
+        if cond == "tempo":
+            factor = rng.choice([rng.uniform(0.8, 0.9), rng.uniform(1.15, 1.3)])
+            return sox(pcm, "tempo", "-s", f"{factor:.3f}")
+        if cond == "pitch":
+            return sox(pcm, "pitch", str(rng.choice([-300, -200, 200, 300])))
+        if cond == "formant":
+            return formant_shift(pcm, rng.choice([0.85, 0.9, 1.1, 1.15]))
+        return pcm  # slow (the base), and every line condition
+
+    def line(self, pcm: PCM, cond: str) -> PCM:
+        """The audio as the recogniser gets it: 16 kHz, after the condition's line."""
+        rng = self.rng
+        if cond == "gsm":
+            return resample(gsm_round_trip(resample(pcm, RATE, 8000)), 8000, RATE)
+        if cond == "quiet":
+            pcm = (pcm.astype(np.float64) * 10 ** (-24 / 20)).astype(np.int16)
+        elif cond == "pink":
+            pcm = add_noise(pcm, pink_noise(len(pcm), self.nrng), rng.uniform(10, 15))
+        elif cond == "babble":
+            pcm = add_noise(pcm, babble_noise(len(pcm), self.talkers, rng), rng.uniform(10, 15))
+        law = "alaw" if cond == "alaw" else "ulaw"
+        out = phone_line(Audio(pcm, RATE), law)
+        samples = out.samples
+        if cond == "loss":
+            samples = samples.copy()
+            frac = rng.uniform(0.01, 0.05)
+            step = out.rate // 50
+            for i in range(0, len(samples), step):
+                if rng.random() < frac:
+                    samples[i : i + step] = 0
+        return resample(samples, out.rate, RATE)
+
+
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "voice": ("tempo", "pitch", "formant", "espeak"),
+    "reading": ("fast", "slow", "pairs", "grouped", "fillers", "parts"),
+    "damage": ("onset", "tail"),
+    "line": ("alaw", "gsm", "loss", "pink", "quiet"),
+    "held out": (HELD_OUT,),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Running and scoring
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    n: int = 0
+    whole: int = 0
+    edits: int = 0
+    digits: int = 0
+    short: int = 0  # fewer digits than said
+    wrong_sure: int = 0  # a wrong code with no digit marked unsure
+    cpu: float = 0.0
+    audio: float = 0.0
+
+
+def run_codes(
+    engines: dict[str, Recognizer],
+    items: list[tuple[str, str, PCM, int]],
+    judge: Judge,
+    progress: Callable[[str], None],
+) -> dict[tuple[str, str], Tally]:
+    out: dict[tuple[str, str], Tally] = {}
+    for name, rec in engines.items():
+        session = rec.open_session()
+        for cond, code, pcm, expected in items:
+            result, cpu = recognise(session, pcm, ListenSpec(ListenMode.DIGITS, expected))
+            got, unsure = judge.digits(result)
+            t = out.setdefault((name, cond), Tally())
+            t.n += 1
+            t.whole += got == code
+            t.edits += edit_distance(got, code)
+            t.digits += len(code)
+            t.short += len(got) < len(code)
+            t.wrong_sure += got != code and not unsure
+            t.cpu += cpu
+            t.audio += len(pcm) / RATE
+        session.close()
+        progress(f"{name}: codes done")
+    return out
+
+
+@dataclass
+class Answers:
+    n: int = 0
+    right: int = 0
+    unclear: int = 0
+    wrong: int = 0
+    cpu: float = 0.0
+    audio: float = 0.0
+
+
+def run_yesno(
+    engines: dict[str, Recognizer],
+    items: list[tuple[str, str, PCM]],
+    judge: ResetDialog,
+    progress: Callable[[str], None],
+) -> dict[tuple[str, str], Answers]:
+    out: dict[tuple[str, str], Answers] = {}
+    for name, rec in engines.items():
+        session = rec.open_session()
+        for cond, truth, pcm in items:
+            result, cpu = recognise(session, pcm, ListenSpec(ListenMode.YESNO))
+            answer = judge.read(Heard(result)).answer
+            a = out.setdefault((name, cond), Answers())
+            a.n += 1
+            a.right += answer == truth
+            a.unclear += answer is None
+            a.wrong += answer is not None and answer != truth
+            a.cpu += cpu
+            a.audio += len(pcm) / RATE
+        session.close()
+        progress(f"{name}: yes/no done")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--engines", default="onnx,vietasr")
+    parser.add_argument("--n", type=int, default=4, help="codes per condition")
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--yesno-limit", type=int, default=40, help="answers per category (0: all)")
+    parser.add_argument(
+        "--yesno-lines", default="gsm,pink,babble", help="lines the answers are also heard over"
+    )
+    parser.add_argument("--conditions", default="", help="a subset of the conditions")
+    args = parser.parse_args(argv)
+
+    root = shared_corpus_dir()
+    if root is None:
+        print("shared corpus not found (../shared/corpus/real_vi_dev): nothing to measure")
+        return 2
+    corpus = Corpus.load(root)
+    rng = random.Random(args.seed)
+    panel = Panel(corpus, rng, np.random.default_rng(args.seed))
+    answers = []
+    for path, category in corpus.answers:
+        pcm, rate = read_pcm(path)
+        pcm = resample(pcm, rate, RATE)
+        if category == "other_command":
+            panel.talkers.append(pcm)
+        else:
+            answers.append(("yes" if category == "yes" else "no", pcm))
+    panel.talkers += [a for _, a in answers[::25]]
+    wanted = [c for c in args.conditions.split(",") if c] or [
+        c for family in FAMILIES.values() for c in family
+    ]
+
+    def progress(line: str) -> None:
+        print("  " + line, file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    items: list[tuple[str, str, PCM, int]] = []
+    for cond in wanted:
+        for _ in range(args.n):
+            code = random_code(rng)
+            items.append((cond, code, panel.line(panel.build(cond, code), cond), 10))
+    for _ in range(args.n):
+        code = random_code(rng)[:4]
+        items.append(("partial", code, panel.line(panel.digits(code), "slow"), 10))
+    if args.yesno_limit:
+        picked = [a for a in answers if a[0] == "yes"][: args.yesno_limit]
+        picked += [a for a in answers if a[0] == "no"][: args.yesno_limit]
+    else:
+        picked = answers
+    yesno_items = [("as recorded", truth, pcm) for truth, pcm in picked]
+    for cond in [c for c in args.yesno_lines.split(",") if c]:
+        yesno_items += [(cond, truth, panel.line(pcm, cond)) for truth, pcm in picked[::5]]
+    progress(f"built {len(items)} codes and {len(yesno_items)} answers")
+
+    reader = NumberReader.load()
+    judge = Judge(reader)
+    dialog = ResetDialog(reader)  # its public reading, for the answers
+    engines: dict[str, Recognizer] = {}
+    for name in args.engines.split(","):
+        engines[name], secs, _ = load_engine(name, 1)
+        progress(f"loaded {name} in {secs:.1f} s")
+    codes = run_codes(engines, items, judge, progress)
+    yesno = run_yesno(engines, yesno_items, dialog, progress)
+    report(args, engines, wanted, codes, yesno)
+    print(f"\nwall time {time.perf_counter() - started:.0f} s")
+    for rec in engines.values():
+        rec.close()
+    return 0
+
+
+def report(
+    args: argparse.Namespace,
+    engines: dict[str, Recognizer],
+    wanted: list[str],
+    codes: dict[tuple[str, str], Tally],
+    yesno: dict[tuple[str, str], Answers],
+) -> None:
+    names = list(engines)
+    print(
+        f"\n# bench_robust --engines {args.engines} --n {args.n} --seed {args.seed} "
+        f"--yesno-limit {args.yesno_limit}  (held out: {HELD_OUT})"
+    )
+    head = " | ".join(f"{n} whole % | {n} DER % | {n} short | {n} wrong, sure" for n in names)
+    print(f"\n| family | condition | n | {head} | onnx RTF |")
+    print("|---|---|---|" + "---|" * (4 * len(names)) + "---|")
+    for family, conds in FAMILIES.items():
+        for cond in conds:
+            if cond not in wanted or (names[0], cond) not in codes:
+                continue
+            cells = []
+            for n in names:
+                t = codes[n, cond]
+                cells.append(
+                    f"{pct(t.whole, t.n)} | {pct(t.edits, t.digits)} | {t.short} | {t.wrong_sure}"
+                )
+            o = codes.get(("onnx", cond))
+            rtf = f"{o.cpu / o.audio:.3f}" if o and o.audio else "-"
+            print(
+                f"| {family} | {cond} | {codes[names[0], cond].n} | {' | '.join(cells)} | {rtf} |"
+            )
+    for n in names:
+        tuned = [codes[n, c] for c in wanted if c not in (HELD_OUT,)]
+        if tuned:
+            whole = sum(t.whole for t in tuned) / sum(t.n for t in tuned)
+            print(f"\n{n}: whole codes over the tuning conditions {100 * whole:.1f} %", end="")
+        if (n, HELD_OUT) in codes:
+            h = codes[n, HELD_OUT]
+            print(f"; held-out {HELD_OUT} {pct(h.whole, h.n).strip()} % (n={h.n})", end="")
+        if (n, "partial") in codes:
+            p = codes[n, "partial"]
+            print(f"; four digits read (10 expected) heard as those four: {p.whole} of {p.n}")
+    print("\n| engine | answers | n | right % | unclear % | wrong |")
+    print("|---|---|---|---|---|---|")
+    for (n, cond), a in yesno.items():
+        print(f"| {n} | {cond} | {a.n} | {pct(a.right, a.n)} | {pct(a.unclear, a.n)} | {a.wrong} |")
+    cpu = sum(t.cpu for (n, _), t in codes.items() if n == "onnx")
+    cpu += sum(a.cpu for (n, _), a in yesno.items() if n == "onnx")
+    audio = sum(t.audio for (n, _), t in codes.items() if n == "onnx")
+    audio += sum(a.audio for (n, _), a in yesno.items() if n == "onnx")
+    if audio:
+        print(
+            f"\nonnx real-time factor over everything (process CPU, one thread): {cpu / audio:.3f}"
+        )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
