@@ -23,8 +23,10 @@ from assistant.audio.wav import write_wav
 from assistant.batch.charts import digit_stats
 from assistant.batch.runner import report_format_for, run_batch
 from assistant.batch.scenarios import load_scenarios
+from assistant.call.runtime import MASKED_SPEECH
 from assistant.core.errors import ConfigError, RecognizerError, StoreError
 from assistant.core.ports import Audio
+from assistant.language.phone import mask_code
 from assistant.testing.audio import concat, silence
 from assistant.testing.media import ToneRecognizer, ToneSession
 
@@ -37,7 +39,12 @@ PHRASES = [CODE_WORDS, WRONG_CODE_WORDS, "đúng", "không", "sai"]
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def db_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    # Reports are rendered from batches that reset one account again and again; the limits
+    # across calls have their own tests (test_limits.py).
+    monkeypatch.setenv(
+        "VSSID_LIMITS", "phone_lookups=100,phone_issues=100,code_lookups=100,account_issues=100"
+    )
     url = f"sqlite:///{tmp_path / 'accounts.sqlite3'}"
     store = SqlAccountStore(url)
     store.create_schema()
@@ -143,13 +150,35 @@ def test_csv_batch_pass_fail_and_markdown_report(
     assert "[scenario_invalid] expect 'reset_ok' is not one of" in md
     # per-turn detail of the happy call
     assert "| 1 | Xin chào quý khách." in md
-    assert f"| {CODE_WORDS} | digits {CODE} | Heard |" in md
+    assert f"| {MASKED_SPEECH} | digits {mask_code(CODE)} | Heard |" in md
     assert "| đúng | answer yes | Heard |" in md
     assert "| không | answer no | Heard |" in md
     assert "Mật khẩu mới của quý khách là: ***." in md
     # the box's long sentences are truncated in the turn table
     assert "…" in md
-    assert CODE not in md.replace(f"digits {CODE}", "")  # the code only as the digits heard
+    # without --reveal-codes the code is nowhere: not heard, not as digits, not read back
+    assert CODE not in md and CODE_WORDS not in md
+    assert "| Codes | masked |" in md and "Codes revealed" not in md
+
+
+def test_reveal_codes_shows_them_and_says_so(
+    csv_batch: Path, db_url: str, rec: ToneRecognizer, tmp_path: Path
+) -> None:
+    report_path = tmp_path / "revealed.md"
+    summary = run_batch(
+        csv_batch,
+        db_url=db_url,
+        speech=SpeechSettings(),
+        report_path=report_path,
+        fmt=None,
+        progress=False,
+        recognizer=rec,
+        reveal_codes=True,
+    )
+    assert summary["codes_revealed"] is True
+    md = report_path.read_text(encoding="utf-8")
+    assert md.startswith("# Replay batch report\n\n**Codes revealed (--reveal-codes)")
+    assert f"| {CODE_WORDS} | digits {CODE} | Heard |" in md
 
 
 def test_no_password_in_reports(
