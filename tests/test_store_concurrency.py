@@ -16,8 +16,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from assistant.accounts.limits import LimitSettings
 from assistant.accounts.passwords import ScryptParams
 from assistant.accounts.store import SqlAccountStore
+from assistant.core.errors import ThrottledError
 
 CODE = "4801357924"
 PHONE = "0912345678"
@@ -28,16 +30,49 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _prepared(db_url: str) -> SqlAccountStore:
-    store = SqlAccountStore(db_url, scrypt_params=FAST)
+    store = SqlAccountStore(db_url, scrypt_params=FAST, limits=LENIENT)
     store.create_schema()
     store.add_account(CODE, PHONE)
     store.add_account(OTHER_CODE, OTHER_PHONE)
     return store
 
 
+# The race itself is what these tests are about; the limits across calls (one issued password
+# per account a day by default) have their own tests, and one below races under them.
+LENIENT = LimitSettings(
+    phone_lookups=1000, phone_issues=1000, code_lookups=1000, account_issues=1000
+)
+
+
+def test_two_boxes_racing_under_the_default_limits_issue_one_password(db_url: str) -> None:
+    admin = _prepared(db_url)
+    boxes = [SqlAccountStore(db_url, scrypt_params=FAST) for _ in range(2)]  # default limits
+    start = threading.Barrier(2)
+
+    def reset(box: int) -> str | None:
+        start.wait(timeout=10)
+        try:
+            return boxes[box].reset_password(
+                PHONE, CODE, call_id=f"box{box}", caller_source="p-asserted-identity"
+            )
+        except ThrottledError:
+            return None
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            issued = [p for p in pool.map(reset, [0, 1]) if p is not None]
+        assert len(issued) == 1
+        assert admin.check_password(CODE, issued[0])
+        assert [r.outcome for r in admin.audit_rows(10)] == ["password_issued"]
+    finally:
+        for box in boxes:
+            box.close()
+        admin.close()
+
+
 def test_two_boxes_reset_one_account_at_the_same_moment(db_url: str) -> None:
     admin = _prepared(db_url)
-    boxes = [SqlAccountStore(db_url, scrypt_params=FAST) for _ in range(2)]
+    boxes = [SqlAccountStore(db_url, scrypt_params=FAST, limits=LENIENT) for _ in range(2)]
     rounds = 6
     try:
         for n in range(rounds):
@@ -70,11 +105,13 @@ def test_two_boxes_reset_one_account_at_the_same_moment(db_url: str) -> None:
 _BOX_SCRIPT = """
 import json, os, sys, time
 from pathlib import Path
+from assistant.accounts.limits import LimitSettings
 from assistant.accounts.passwords import ScryptParams
 from assistant.accounts.store import SqlAccountStore
 
 url, name, rounds, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
-store = SqlAccountStore(url, scrypt_params=ScryptParams(n=2**6, r=8, p=1))
+store = SqlAccountStore(url, scrypt_params=ScryptParams(n=2**6, r=8, p=1), limits=LimitSettings(
+    phone_lookups=1000, phone_issues=1000, code_lookups=1000, account_issues=1000))
 store.health()
 print("ready", flush=True)
 deadline = time.monotonic() + 30
