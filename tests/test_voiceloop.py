@@ -73,14 +73,8 @@ def run_call(
     settings: LiveSettings | None = None,
 ) -> CallSummary:
     session = asr.open_session()
-    runtime: CallRuntime | None = None
-
-    def stage(name: str, seconds: float) -> None:
-        assert runtime is not None
-        runtime.summary.add_stage(name, seconds)
-
-    channel = LiveChannel(
-        media, session, asr.sample_rate, voice, settings=settings, stage=stage, clock=media.clock
+    channel = LiveChannel(  # the runtime attaches its timing sink to the channel
+        media, session, asr.sample_rate, voice, settings=settings, clock=media.clock
     )
     runtime = CallRuntime(
         ResetDialog(NumberReader.load()),
