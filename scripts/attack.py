@@ -26,7 +26,9 @@ plain UDP sockets: INVITE, ACK, G.711 silence and RFC 4733 keys over RTP, BYE):
   were answered 200 (a slot taken), and is the box still alive?
 
 What got through is read from the box's audit trail (``--db``): outcomes of the rows written
-since the scenario started. Every address is checked to be on 127.0.0.0/8.
+since the scenario started. Every address is checked to be on 127.0.0.0/8. The script is long
+because it carries its own small SIP and RTP client (the attack needs no SIP library, and
+sipp cannot follow the conversation with keys).
 """
 
 from __future__ import annotations

@@ -8,9 +8,10 @@ hash, so they can be raised (:func:`needs_rehash`) without breaking stored ones.
 Cost: the default is the OWASP Password Storage Cheat Sheet's scrypt minimum, n=2**17, r=8,
 p=1 (128 MiB per hash; issue 12 raised it from n=2**14). ``scripts/bench_reset.py`` prints
 what one hash and one whole reset cost on the box (measured on the shared 2-core machine:
-0.84 s a hash, 1.4 s median under a load average of 9, against 0.14-0.19 s at n=2**14). Hashes made at n=2**14 still verify and are rehashed at their next use. An 8-digit
-password has only 10**8 values, so the hash slows an offline search down but cannot stop it:
-the password is temporary (one use, 24 h, must change) and the database must stay private.
+0.84 s a hash, 1.4 s median under a load average of 9, against 0.14-0.19 s at n=2**14).
+Hashes made at n=2**14 still verify and are rehashed at their next use. An 8-digit password
+has only 10**8 values, so the hash slows an offline search down but cannot stop it: the
+password is temporary (one use, 24 h, must change) and the database must stay private.
 """
 
 from __future__ import annotations
