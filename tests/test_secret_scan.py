@@ -68,12 +68,11 @@ def test_no_secret_in_logs_or_reports(tmp_path: Path, caplog: pytest.LogCaptureF
         said = " ".join(WORDS[int(d)] for d in entered) if kind == "right_words" else f"#{entered}"
         lines = {"silent": ["", "", "", ""], "hang": [said]}.get(kind, [said, "đúng", "không"])
         script = io.StringIO("\n".join(lines) + "\n")
-        summary, _ = box.run_call(
-            lambda _session, s=script: TextChannel(
-                box.prompts, s, io.StringIO(), interactive=False
-            ),
-            caller=cli_caller(caller),
-        )
+
+        def channel(_session: object, s: io.StringIO = script) -> TextChannel:
+            return TextChannel(box.prompts, s, io.StringIO(), interactive=False)
+
+        summary, _ = box.run_call(channel, caller=cli_caller(caller))
         outcomes[summary.outcome or "none"] = outcomes.get(summary.outcome or "none", 0) + 1
         summaries.append(json.dumps(summary.as_dict(), ensure_ascii=False))
         # a throttled lookup must answer the same for a known and an unknown code

@@ -208,8 +208,10 @@ def test_malformed_invites_are_never_answered(box: BoxProcess, tmp_path: Path) -
         sock.settimeout(0.2)
         port = sock.getsockname()[1]
         for name, shape in shapes.items():
+            body, from_tag = str(shape["body"]), bool(shape["from_tag"])
             sock.sendto(
-                _invite(f"bad-{name}", port, box, **shape), (HOST, int(box.target.split(":")[1]))
+                _invite(f"bad-{name}", port, box, body=body, from_tag=from_tag),
+                (HOST, int(box.target.split(":")[1])),
             )
         finals: dict[str, int] = {}
         deadline = time.monotonic() + 5

@@ -67,6 +67,7 @@ def test_silero_inside_the_endpointer(silero: SileroModel) -> None:
     ep = Endpointer(8000, EndpointSettings(end_silence_s=0.5), vad=silero.stream(8000))
     events = [e for i in range(0, len(pcm), 160) for e in ep.feed(pcm[i : i + 160])]
     assert [type(e) for e in events] == [SpeechStarted, SpeechEnded]
+    assert isinstance(events[0], SpeechStarted)
     assert 1.0 <= events[0].onset_s <= 1.0 + len(word(8000)) / 8000
 
 
