@@ -150,10 +150,10 @@ class ResetDialog:
 
     A caller the recogniser does not understand gets a way through: from the
     :attr:`HINT_AFTER_MISCOUNTS`-th spoken reading of the wrong length in a call (too long, or
-    short although it gave more than half of the digits asked for), and after every read-back the caller rejects, the next request for digits adds
-    ``read_slowly`` (the digits can be keyed in, or read slowly one by one); from the
-    :attr:`KEYPAD_AFTER_REJECTIONS`-th rejected read-back on, the code is asked for on the keypad
-    first (``keypad_first``).
+    short although it gave more than half of the digits asked for), and after every read-back
+    the caller rejects, the next request for digits adds ``read_slowly`` (the digits can be
+    keyed in, or read slowly one by one); from the :attr:`KEYPAD_AFTER_REJECTIONS`-th rejected
+    read-back on, the code is asked for on the keypad first (``keypad_first``).
     """
 
     HINT_AFTER_MISCOUNTS = 2

@@ -495,7 +495,7 @@ def report(
                 f"| {family} | {cond} | {codes[names[0], cond].n} | {' | '.join(cells)} | {rtf} |"
             )
     for n in names:
-        tuned = [codes[n, c] for c in wanted if c not in (HELD_OUT,)]
+        tuned = [codes[n, c] for c in wanted if c != HELD_OUT and (n, c) in codes]
         if tuned:
             whole = sum(t.whole for t in tuned) / sum(t.n for t in tuned)
             print(f"\n{n}: whole codes over the tuning conditions {100 * whole:.1f} %", end="")

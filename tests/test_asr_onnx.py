@@ -274,6 +274,33 @@ def test_corpus_code_read_whole(recognizer: OnnxRecognizer, reader: Any) -> None
 
 
 @pytest.mark.corpus
+def test_corpus_four_digits_read_are_four_digits_heard(
+    recognizer: OnnxRecognizer, reader: Any
+) -> None:
+    """A caller who reads four digits and stops is told "đã đọc 4 chữ số", never given a
+    filled ten (the fill rule only fills words the audio has a trace of)."""
+    from assistant.core.dialog import Heard, Listen, Say
+    from dialogs.reset import Phase, ResetDialog, ResetState
+
+    clips = corpus_clips()
+    rng = np.random.default_rng(44)
+    dialog = ResetDialog(reader)
+    session = recognizer.open_session()
+    for _ in range(3):
+        code = "".join(str(d) for d in rng.integers(0, 10, size=4))
+        parts = [np.zeros(4000, dtype=np.int16)]
+        for d in code:
+            options = clips[d]
+            parts += [options[int(rng.integers(len(options)))], np.zeros(4000, dtype=np.int16)]
+        result = decode(session, np.concatenate(parts), DIGITS10)
+        assert dialog.read(Heard(result)).digits == code
+        state = ResetState(phase=Phase.COLLECT, caller="0912345678", attempts=1)
+        _, actions = dialog.step(state, Heard(result))
+        assert actions == (Say("heard_partial", {"count": 4, "remaining": 6}), Listen.digits(6))
+    session.close()
+
+
+@pytest.mark.corpus
 def test_corpus_telephone_answers(recognizer: OnnxRecognizer, reader: Any) -> None:
     root = shared_corpus_dir()
     if root is None:

@@ -874,7 +874,6 @@ class YesNoDecoder:
         paths = viterbi(scores, self.grammar, self.params, self.max_words)
         if not paths:
             return []
-        words = self.grammar.words
         classes = self.answer_classes()
         cands: list[tuple[tuple[str, ...], float, tuple[float, ...]]] = []
         for k, path in paths.items():
