@@ -125,7 +125,8 @@ def pink_noise(n: int, rng: np.random.Generator) -> FloatArray:
 def add_noise(pcm: PCM, noise: FloatArray, snr_db: float) -> PCM:
     p_n = float((noise**2).mean()) or 1.0
     scaled = noise * np.sqrt(active_power(pcm) / p_n / 10 ** (snr_db / 10))
-    return np.clip(pcm.astype(np.float64) + scaled, -32768, 32767).astype(np.int16)
+    mixed: PCM = np.clip(pcm.astype(np.float64) + scaled, -32768, 32767).astype(np.int16)
+    return mixed
 
 
 def babble_noise(n: int, talkers: list[PCM], rng: random.Random) -> FloatArray:
@@ -167,7 +168,9 @@ def clip_word(pcm: PCM, rng: random.Random, where: str) -> PCM:
     """20-80 ms cut off the word's voiced onset or tail (edges found by energy)."""
     x = pcm.astype(np.float64)
     e = (x[: len(x) // 160 * 160].reshape(-1, 160) ** 2).mean(axis=1)
-    on = np.nonzero(e > 0.02 * e.max())[0] if len(e) and e.max() > 0 else []
+    on: npt.NDArray[np.intp] = (
+        np.nonzero(e > 0.02 * e.max())[0] if len(e) and e.max() > 0 else np.zeros(0, np.intp)
+    )
     if not len(on):
         return pcm
     a, b = int(on[0]) * 160, int(on[-1] + 1) * 160
@@ -295,8 +298,7 @@ class Panel:
             pcm = add_noise(pcm, pink_noise(len(pcm), self.nrng), rng.uniform(10, 15))
         elif cond == "babble":
             pcm = add_noise(pcm, babble_noise(len(pcm), self.talkers, rng), rng.uniform(10, 15))
-        law = "alaw" if cond == "alaw" else "ulaw"
-        out = phone_line(Audio(pcm, RATE), law)
+        out = phone_line(Audio(pcm, RATE), "alaw" if cond == "alaw" else "ulaw")
         samples = out.samples
         if cond == "loss":
             samples = samples.copy()

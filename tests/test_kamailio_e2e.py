@@ -344,7 +344,8 @@ def test_calls_spread_over_both_boxes_and_survive_one_draining(cluster: Cluster)
     assert {r.caller_source for r in rows if r.call_id in call_ids} == {"p-asserted-identity"}
     # each issued password works (the last one read to each caller)
     for call in [first, second, third, *later]:
-        assert cluster.cli.check(call.account.code, call.passwords[-1]) == 0
+        # 3: valid, a change is due (an issued password is a one-time, must-change credential)
+        assert cluster.cli.check(call.account.code, call.passwords[-1]) == 3
     # the surviving box's metrics count its calls (three finished, none in progress)
     assert metric_total(cluster.metrics[cluster.boxes.index(other)], "vssid_calls_total") == 3
 
