@@ -41,6 +41,7 @@ import unicodedata
 from pathlib import Path
 
 import numpy as np
+from rapidfuzz.distance import Levenshtein
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -117,13 +118,8 @@ def plain(text: str) -> str:
 
 
 def edits(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
+    """Character edits between ``a`` and ``b`` (rapidfuzz, already a dependency)."""
+    return int(Levenshtein.distance(a, b))
 
 
 def sample_says(prompts: Prompts, rng: random.Random, settings: DialogSettings) -> list[Say]:
