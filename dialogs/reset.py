@@ -149,15 +149,12 @@ class ResetDialog:
     """The conversation definition. ``reader`` is the number reader; both are immutable.
 
     A caller the recogniser does not understand gets a way through: from the
-    :attr:`HINT_AFTER_MISCOUNTS`-th spoken reading of the wrong length in a call (too long, or
-    short although it gave more than half of the digits asked for), and after every read-back
-    the caller rejects, the next request for digits adds ``read_slowly`` (the digits can be
-    keyed in, or read slowly one by one); from the :attr:`KEYPAD_AFTER_REJECTIONS`-th rejected
-    read-back on, the code is asked for on the keypad first (``keypad_first``).
+    ``settings.hint_after_miscounts``-th spoken reading of the wrong length in a call (too
+    long, or short although it gave more than half of the digits asked for), and after every
+    read-back the caller rejects, the next request for digits adds ``read_slowly`` (the digits
+    can be keyed in, or read slowly one by one); from the ``settings.keypad_after_rejections``-th
+    rejected read-back on, the code is asked for on the keypad first (``keypad_first``).
     """
-
-    HINT_AFTER_MISCOUNTS = 2
-    KEYPAD_AFTER_REJECTIONS = 2
 
     def __init__(self, reader: Reader, settings: DialogSettings | None = None) -> None:
         self.reader = reader
@@ -276,7 +273,7 @@ class ResetDialog:
             unclear=0,
             unusable=0,
         )
-        if state.rejections >= self.KEYPAD_AFTER_REJECTIONS:
+        if state.rejections >= self.settings.keypad_after_rejections:
             asks: tuple[Say, ...] = (Say("keypad_first"),)
         elif hint:
             asks = (Say("ask_code_again"), Say("read_slowly"))
@@ -289,7 +286,7 @@ class ResetDialog:
         if reading.keyed:
             return state, False
         state = replace(state, miscounts=state.miscounts + 1)
-        return state, state.miscounts >= self.HINT_AFTER_MISCOUNTS
+        return state, state.miscounts >= self.settings.hint_after_miscounts
 
     # -- reading caller input -------------------------------------------------------------------
 

@@ -16,15 +16,17 @@ from assistant.core.dialog import (
     PasswordIssued,
 )
 from assistant.core.ports import Hypothesis, Recognition
-from dialogs.reset import ResetDialog, ResetState
+from assistant.core.settings import DialogSettings
+from dialogs.reset import ResetState
 
 CODE_WORDS = " ".join(["không"] * 10)
 
 
-def canonical_state(state: ResetState) -> ResetState:
+def canonical_state(state: ResetState, settings: DialogSettings | None = None) -> ResetState:
     """Which digits were collected never changes the flow, only how many: map every digit to
     0 so the explored graph stays finite and small. The way-through counters matter only up to
     their thresholds, so they are capped there."""
+    settings = settings or DialogSettings()
 
     def zeros(value: str) -> str:
         return "0" * len(value)
@@ -34,8 +36,8 @@ def canonical_state(state: ResetState) -> ResetState:
         digits=zeros(state.digits),
         candidate=zeros(state.candidate),
         confirmed=zeros(state.confirmed),
-        miscounts=min(state.miscounts, ResetDialog.HINT_AFTER_MISCOUNTS),
-        rejections=min(state.rejections, ResetDialog.KEYPAD_AFTER_REJECTIONS),
+        miscounts=min(state.miscounts, settings.hint_after_miscounts),
+        rejections=min(state.rejections, settings.keypad_after_rejections),
     )
 
 

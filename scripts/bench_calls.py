@@ -72,6 +72,7 @@ TURN_GAP_S = 0.5  # caller packets this far apart belong to different turns
 LATE_S = 0.02  # a packet later than this behind its stream's schedule is late
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux: 35
 
 
 # ------------------------------------------------------------------------------ capture
@@ -79,7 +80,7 @@ PACKET_OUTGOING = 4
 
 @dataclass
 class Packet:
-    at: float  # capture time (monotonic)
+    at: float  # the kernel's receive time (wall clock, seconds)
     src: int
     dst: int
     seq: int
@@ -88,12 +89,19 @@ class Packet:
 
 
 class LoopbackCapture:
-    """UDP packets on ``lo`` to or from a port range, read with an AF_PACKET socket (root)."""
+    """UDP packets on ``lo`` to or from a port range, read with an AF_PACKET socket (root).
+
+    Each packet carries the kernel's receive timestamp (``SO_TIMESTAMPNS``), so the figures do
+    not depend on how quickly this process gets the CPU; packets are only stored while the calls
+    run and parsed at :meth:`close`, so the capture takes little CPU from the box."""
 
     def __init__(self, ports: tuple[int, int]) -> None:
         self.lo, self.hi = ports
         self.packets: list[Packet] = []
+        self._raw: list[tuple[bytes, float]] = []
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
+        self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self._sock.bind(("lo", 0))
         self._sock.settimeout(0.2)
         self._stop = threading.Event()
@@ -103,13 +111,17 @@ class LoopbackCapture:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                raw, addr = self._sock.recvfrom(65535)
+                raw, ancillary, _flags, addr = self._sock.recvmsg(65535, 64)
             except TimeoutError:
                 continue
-            at = time.monotonic()
             if addr[2] == PACKET_OUTGOING:  # loopback shows each packet twice: keep one
                 continue
-            self._parse(raw, at)
+            at = time.time()
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+                    sec, nsec = struct.unpack("qq", data[:16])
+                    at = sec + nsec / 1e9
+            self._raw.append((raw, at))
 
     def _parse(self, raw: bytes, at: float) -> None:
         if len(raw) < 14 + 20 + 8 + 12 or raw[12:14] != b"\x08\x00":
@@ -141,6 +153,9 @@ class LoopbackCapture:
         self._stop.set()
         self._thread.join(timeout=2)
         self._sock.close()
+        raw, self._raw = self._raw, []
+        for packet, at in raw:
+            self._parse(packet, at)
 
 
 def caller_side_latencies(packets: list[Packet], box_ports: tuple[int, int]) -> list[float]:
@@ -254,6 +269,7 @@ def one_call(
     silence_wav: Path,
     start: threading.Barrier,
     deadline: float,
+    delay_s: float = 0.0,
 ) -> CallOutcome:
     out = CallOutcome(account)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -269,6 +285,7 @@ def one_call(
             workdir / "phone", account.phone, silence_wav, time_limit_s=int(left()) + 5
         ) as phone:
             start.wait(timeout=60)
+            time.sleep(delay_s)  # its arrival time within --spread-s
             phone.dial(box.uri, timeout=min(20.0, left()))
             caller = ListeningCaller(phone)
             caller.wait(box_is_listening, min(60.0, left()), "the question")
@@ -324,6 +341,7 @@ def run_level(
     silence_wav: Path,
     box_ports: tuple[int, int],
     deadline: float,
+    spread_s: float = 0.0,
 ) -> bool:
     level = work / f"n{n}"
     level.mkdir()
@@ -339,7 +357,14 @@ def run_level(
         outcomes = list(
             pool.map(
                 lambda i: one_call(
-                    box, level / f"c{i}", words, accounts[i], silence_wav, barrier, deadline
+                    box,
+                    level / f"c{i}",
+                    words,
+                    accounts[i],
+                    silence_wav,
+                    barrier,
+                    deadline,
+                    spread_s * i / n,
                 ),
                 range(n),
             )
@@ -362,7 +387,8 @@ def run_level(
         lat = s.get("stages", {}).get("reply_latency", [])
         code_lat += lat[:1]
         yesno_lat += lat[1:]
-    print(f"\nN={n}: {right}/{n} calls ended with the right password, {wall:.1f} s")
+    arrivals = f"arrivals spread over {spread_s:g} s" if spread_s else "all dialled at once"
+    print(f"\nN={n} ({arrivals}): {right}/{n} calls ended with the right password, {wall:.1f} s")
     for o in outcomes:
         if o.error:
             print(f"  call failed: {o.error}")
@@ -394,6 +420,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", default="1,4,8", help="levels of N (default 1,4,8)")
     parser.add_argument("--budget-s", type=float, default=900.0, help="stop after (default 900)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--spread-s",
+        type=float,
+        default=0.0,
+        help="dial the N calls evenly over this many seconds instead of all at once (callers "
+        "who ring independently; every call is still in progress with the others)",
+    )
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.calls.split(",") if x.strip()]
     if not levels or min(levels) < 1:
@@ -431,7 +464,10 @@ def main(argv: list[str] | None = None) -> int:
             if time.monotonic() > deadline - 60:
                 print(f"\nbudget spent: stopping before N={n}")
                 break
-            if not run_level(n, box, cli, accounts, words, work, silence_wav, (lo, hi), deadline):
+            ok = run_level(
+                n, box, cli, accounts, words, work, silence_wav, (lo, hi), deadline, args.spread_s
+            )
+            if not ok:
                 print(f"\ncalls failed at N={n}: stopping here")
                 break
     finally:

@@ -301,6 +301,53 @@ def test_corpus_four_digits_read_are_four_digits_heard(
 
 
 @pytest.mark.corpus
+@pytest.mark.parametrize(
+    ("code", "damaged", "cut", "quieter_db", "group"),
+    [
+        ("2104015948", 9, 0.66, 20.3, 3),  # the last word: its first two thirds gone, -20 dB
+        ("3481130466", 2, 0.63, 28.9, 1),  # a "8" in the first group, clipped and -29 dB
+    ],
+)
+def test_corpus_code_with_a_clipped_word_is_filled_not_shortened(
+    model: ModelData,
+    recognizer: OnnxRecognizer,
+    reader: Any,
+    code: str,
+    damaged: int,
+    cut: float,
+    quieter_db: float,
+    group: int,
+) -> None:
+    """Issue 9: a whole code read in one go with one soft, clipped word (the corpus speaker's
+    real clips, the damaged word cut at its onset and made quieter). Without the fill rule the
+    reading is one digit short; with it the code comes out whole, the filled digit unsure, and
+    the dialog asks for that group again instead of "đã đọc 9 chữ số"."""
+    from assistant.asr.decoder import DigitDecoder
+    from assistant.core.dialog import Heard, Listen, Say
+    from dialogs.reset import Phase, ResetDialog, ResetState
+
+    clips = corpus_clips()
+    parts = [np.zeros(4000, dtype=np.int16)]
+    for i, d in enumerate(code):
+        clip = clips[d][0].astype(np.float32)
+        if i == damaged:
+            clip = clip[int(len(clip) * cut) :] * 10 ** (-quieter_db / 20)
+        parts += [clip.astype(np.int16), np.zeros(2400, dtype=np.int16)]
+    pcm = np.concatenate(parts)
+    dialog = ResetDialog(reader)
+    unfilled = OnnxRecognizer(model, threads=1, digits=DigitDecoder(fill=None))
+    short = dialog.read(Heard(decode(unfilled.open_session(), pcm, DIGITS10)))
+    assert len(short.digits) == 9  # what the box used to act on
+    heard = Heard(decode(recognizer.open_session(), pcm, DIGITS10))
+    reading = dialog.read(heard)
+    assert reading.digits == code and damaged in reading.unsure
+    state = ResetState(phase=Phase.COLLECT, caller="0912345678", attempts=1)
+    _, actions = dialog.step(state, heard)
+    count = dialog.settings.code_groups[group - 1]
+    assert actions == (Say("ask_group", {"ordinal": group, "count": count}), Listen.digits(count))
+
+
+@pytest.mark.corpus
 def test_corpus_telephone_answers(recognizer: OnnxRecognizer, reader: Any) -> None:
     root = shared_corpus_dir()
     if root is None:

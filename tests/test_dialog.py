@@ -22,6 +22,7 @@ from assistant.core.dialog import (
     PasswordIssued,
     Say,
 )
+from assistant.core.errors import ConfigError
 from assistant.core.ports import Hypothesis, Recognition
 from assistant.core.settings import DialogSettings
 from assistant.language.numbers import NumberReader
@@ -504,6 +505,26 @@ def test_rejected_read_backs_lead_to_the_keypad(dialog: ResetDialog) -> None:
     assert state.rejections == 2
     _, actions = converse(dialog, [*events, Keypad(CODE), Keypad("1")])
     assert actions[-1] == Lookup(CALLER, CODE)  # the keypad then works as always
+
+
+def test_the_way_through_thresholds_are_settings() -> None:
+    eager = ResetDialog(
+        NumberReader.load(), DialogSettings(hint_after_miscounts=1, keypad_after_rejections=1)
+    )
+    _, actions = converse(
+        eager, [CallStarted("c1", CALLER), Heard.text("không một hai ba bốn năm sáu")]
+    )
+    assert actions[len(GREET) :] == [
+        Say("heard_partial", {"count": 7, "remaining": 3}),
+        Say("read_slowly"),
+        Listen.digits(3),
+    ]
+    spoken = Heard.text("không một hai ba bốn năm sáu bảy tám tám")
+    _, actions = converse(eager, [CallStarted("c1", CALLER), spoken, Heard.text("không")])
+    assert actions[-2:] == [Say("keypad_first"), Listen.digits(10)]
+    for bad in ({"hint_after_miscounts": 0}, {"keypad_after_rejections": 0}):
+        with pytest.raises(ConfigError):
+            DialogSettings(**bad)  # type: ignore[arg-type]
 
 
 def test_the_way_through_prompts_say_keypad_and_slowly() -> None:

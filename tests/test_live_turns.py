@@ -6,15 +6,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from assistant.accounts.store import SqlAccountStore
-from assistant.call.channels.live import GrammarJudge, LiveChannel
+from assistant.call.channels.live import GrammarJudge, LiveChannel, LiveSettings
 from assistant.call.prompt_voice import PromptVoice
 from assistant.call.runtime import CallRuntime, CallSummary
-from assistant.core.dialog import Outcome
+from assistant.core.dialog import Event, Heard, Listen, Outcome
 from assistant.core.ports import PCM, ListenMode, ListenSpec, PartialReading
 from assistant.language.numbers import NumberReader
 from assistant.language.prompts import Prompts
@@ -28,6 +29,7 @@ from assistant.testing.media import (
     Speak,
     Step,
     ToneRecognizer,
+    ToneSession,
 )
 from dialogs.reset import ResetDialog
 
@@ -193,6 +195,57 @@ def test_barge_in_stops_the_prompt_in_the_frame_the_speech_is_confirmed(  # type
     assert vad.made and set(vad.made) == {8000}  # barge-in and listening used the detector
 
 
+def listen_once(
+    media: ScriptedMedia, asr: ToneRecognizer, voice: PromptVoice, reader: NumberReader, **kw: Any
+) -> tuple[Event, ToneSession]:
+    session = asr.open_session()
+    channel = LiveChannel(
+        media,
+        session,
+        asr.sample_rate,
+        voice,
+        clock=media.clock,
+        judge=GrammarJudge(reader),
+        settings=LiveSettings(**kw),
+    )
+    return channel.listen(Listen.digits(10)), session
+
+
+def test_the_silence_before_the_caller_speaks_costs_no_recognition(  # type: ignore[no-untyped-def]
+    asr, voice, reader
+) -> None:
+    script: list[Step] = [Silence(3.0), say(asr, CODE_WORDS), Silence(2.0)]
+    event, session = listen_once(ScriptedMedia(list(script)), asr, voice, reader)
+    assert isinstance(event, Heard) and event.recognition.text == CODE_WORDS
+    fed_s = session.fed[-1] / asr.sample_rate
+    # 0.5 s of lead-in, 1 s of speech and the ~0.3 s until the turn ended: not the 3 s before
+    assert 1.5 <= fed_s <= 2.0, fed_s
+    event, session = listen_once(ScriptedMedia(list(script)), asr, voice, reader, lead_in_s=None)
+    assert isinstance(event, Heard) and event.recognition.text == CODE_WORDS
+    assert session.fed[-1] / asr.sample_rate >= 4.0  # without the lead-in: everything
+
+
+def test_the_lead_in_keeps_the_latency_and_the_endpoint(  # type: ignore[no-untyped-def]
+    asr, voice, prompts, store, reader
+) -> None:
+    media = ScriptedMedia([BoxDone(2.0), say(asr, CODE_WORDS), BoxDone(1.5), say(asr, "đúng rồi")])
+    summary = run_call(media, asr, voice, prompts, store, reader)
+    assert summary.outcome == Outcome.PASSWORD_ISSUED.value
+    assert all(0.25 <= x <= 0.3 for x in summary.stages["endpoint_wait"])
+
+
+def test_speech_too_quiet_for_the_detector_is_still_heard(  # type: ignore[no-untyped-def]
+    voice, reader
+) -> None:
+    quiet_ears = ToneRecognizer(PHRASES, min_dbfs=-75.0)
+    # -60 dBFS: below the endpointer's -50 dBFS floor, so it never starts an utterance
+    whisper = Speak(quiet_ears.clip(CODE_WORDS, 1.0, rate=8000, dbfs=-60.0))
+    media = ScriptedMedia([Silence(1.0), whisper, Silence(8.0)])
+    event, session = listen_once(media, quiet_ears, voice, reader)
+    assert isinstance(event, Heard) and event.recognition.text == CODE_WORDS
+    assert session.fed[-1] >= 6.0 * quiet_ears.sample_rate  # the held turn, heard after all
+
+
 def test_the_judge_reads_like_the_dialog(reader: NumberReader) -> None:
     judge = GrammarJudge(reader)
     digits = ListenSpec(ListenMode.DIGITS, 4)
@@ -207,3 +260,14 @@ def test_the_judge_reads_like_the_dialog(reader: NumberReader) -> None:
     assert not judge.complete(yesno, PartialReading("đúng không"))  # contradictory: unclear
     assert not judge.complete(yesno, PartialReading(""))
     assert not judge.complete(ListenSpec(ListenMode.FREE), PartialReading("đúng"))
+
+
+def test_a_flush_is_spent_only_when_the_reading_could_be_complete(reader: NumberReader) -> None:
+    judge = GrammarJudge(reader)
+    ten = ListenSpec(ListenMode.DIGITS, 10)
+    assert not judge.worth_flushing(ten, PartialReading("một hai ba"))  # a pause between groups
+    assert not judge.worth_flushing(ten, None)
+    assert judge.worth_flushing(ten, PartialReading("một hai ba bốn năm sáu bảy tám"))
+    assert judge.worth_flushing(ListenSpec(ListenMode.DIGITS, 2), None)
+    assert judge.worth_flushing(ListenSpec(ListenMode.YESNO), PartialReading(""))
+    assert not judge.worth_flushing(ListenSpec(ListenMode.FREE), PartialReading("một"))

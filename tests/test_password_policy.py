@@ -16,6 +16,7 @@ from assistant.accounts.passwords import (
     ScryptParams,
     hash_password,
     needs_rehash,
+    verify_password,
 )
 from assistant.accounts.store import PasswordCheck, SqlAccountStore
 from assistant.cli.main import main
@@ -66,9 +67,13 @@ def issue(store: SqlAccountStore) -> str:
 
 
 def test_owasp_scrypt_parameters_are_the_default() -> None:
-    assert (DEFAULT_PARAMS.n, DEFAULT_PARAMS.r, DEFAULT_PARAMS.p) == (2**17, 8, 1)
-    old = hash_password("12345678", ScryptParams(n=2**14))
-    assert needs_rehash(old)  # hashes made before the change stay verifiable, then upgraded
+    # OWASP's n=2**14, r=8, p=5 (16 MiB), listed as equivalent to n=2**17, r=8, p=1 (128 MiB)
+    assert (DEFAULT_PARAMS.n, DEFAULT_PARAMS.r, DEFAULT_PARAMS.p) == (2**14, 8, 5)
+    assert DEFAULT_PARAMS.memory < 17 * 2**20
+    for older in (ScryptParams(n=2**14, p=1), ScryptParams(n=2**17, p=1)):
+        old = hash_password("12345678", older)
+        assert needs_rehash(old)  # hashes made before the change stay verifiable, then upgraded
+        assert verify_password("12345678", old)
 
 
 def test_a_reset_does_not_kill_the_old_password(store: SqlAccountStore) -> None:

@@ -80,6 +80,7 @@ from assistant.accounts.limits import (
     keyed_digest,
 )
 from assistant.accounts.migrate import UpgradeReport
+from assistant.accounts.mint import CredentialPool, CredentialSource, OnDemand
 from assistant.accounts.models import (
     CALL_ID_MAX,
     LABEL_MAX,
@@ -303,6 +304,9 @@ class SqlAccountStore:
     ``busy_timeout``: seconds an SQLite connection waits for a lock before ``store_locked``.
     ``scrypt_params``: cost of new password hashes (stored hashes keep their own parameters).
     ``limits``: the limits across calls (default: ``$VSSID_LIMITS``, else NIST-style defaults).
+    ``ready_passwords``: how many new passwords (with their hashes) a background thread keeps
+    made ahead (:class:`assistant.accounts.mint.CredentialPool`), so that the slow hash is not
+    on the caller's time; 0 hashes each one when the reset asks for it.
     ``clock``: the current UTC time (tests move it). ``audit_spool``: a JSON-lines file for
     audit rows still unwritten at :meth:`close` (default for an SQLite file: beside it, with
     the suffix ``.audit-spool.jsonl``); they are written with the next audit row.
@@ -318,9 +322,15 @@ class SqlAccountStore:
         limits: LimitSettings | None = None,
         clock: Callable[[], datetime] = _utcnow,
         audit_spool: Path | None = None,
+        ready_passwords: int = 0,
     ) -> None:
         self._password_length = check_length(password_length)
         self._params = scrypt_params
+        self.credentials: CredentialSource = (
+            CredentialPool(ready_passwords, password_length, scrypt_params)
+            if ready_passwords
+            else OnDemand(password_length, scrypt_params)
+        )
         self.limits = limits if limits is not None else LimitSettings.from_env()
         self._clock = clock
         self._dummy_hash: str | None = None
@@ -375,7 +385,9 @@ class SqlAccountStore:
         return info
 
     def close(self) -> None:
-        """Write the audit rows still pending (or spool them), then release the engine."""
+        """Write the audit rows still pending (or spool them), then release the engine and
+        drop the passwords made ahead."""
+        self.credentials.close()
         with self._pending_guard:
             pending, self._pending = self._pending, []
         if pending:
@@ -419,8 +431,8 @@ class SqlAccountStore:
             return None
         phone_key = normalize_phone(phone)
         code_key = normalize_code(code)
-        password = generate_password(self._password_length)
-        hashed = hash_password(password, self._params)  # slow: before taking any write lock
+        credential = self.credentials.take()  # made ahead, or slow: before any write lock
+        password, hashed = credential.password, credential.hashed
         self._ensure_secret()
         now = self._clock()
         audit = self._audit_values(

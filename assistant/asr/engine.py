@@ -105,6 +105,11 @@ def create_session(model: ModelData, threads: int = 1) -> ChunkModel:
             f"{type(exc).__name__}: {str(exc)[:200]}",
             code="asr_load_failed",
         ) from exc
+    # onnxruntime's Python session keeps the 69 MB of model bytes it was built from, only to
+    # rebuild itself after a provider failure (its own source says "TODO: This is bad as we're
+    # holding the memory indefinitely"); on the CPU provider alone they are never used again.
+    if isinstance(getattr(session, "_model_bytes", None), bytes):
+        session._model_bytes = None  # type: ignore[attr-defined]
     return session
 
 

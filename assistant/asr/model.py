@@ -5,7 +5,8 @@ its token table as data symbols: ``vietasr_asr_model_onnx`` with ``vietasr_asr_m
 and ``vietasr_asr_vocab`` with ``vietasr_asr_vocab_size``. We open the library with ctypes (cffi
 cannot read non-integer data symbols), copy both out, close the library again and check SHA-256
 digests so that a changed package fails loudly instead of decoding with a different model.
-Nothing is written to disk; the extracted bytes are cached in memory per library file.
+Nothing is written to disk; the extracted bytes are cached in memory per library file for as
+long as someone holds them (the recogniser drops them once its onnxruntime session is built).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import importlib.metadata
 import importlib.util
 import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,7 +176,9 @@ def _check(what: str, data: bytes, expected: str, library: Path) -> str:
     return digest
 
 
-_cache: dict[tuple[str, int, int, str, str], ModelData] = {}
+_cache: weakref.WeakValueDictionary[tuple[str, int, int, str, str], ModelData] = (
+    weakref.WeakValueDictionary()
+)
 _cache_lock = threading.Lock()
 
 
@@ -184,7 +188,7 @@ def load_model(
     model_sha256: str = MODEL_SHA256,
     vocab_sha256: str = VOCAB_SHA256,
 ) -> ModelData:
-    """The checked model data, extracted once per library file and cached in memory.
+    """The checked model data, extracted once per library file and cached while it is in use.
 
     Raises :class:`RecognizerError` ``asr_model_missing`` (no package/library) or
     ``asr_model_changed`` (symbols missing, digest mismatch, malformed table).

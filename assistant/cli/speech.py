@@ -156,6 +156,7 @@ def cmd_sip(args: argparse.Namespace) -> int:
         caller_trust=args.caller_trust,
         max_calls_per_source=args.max_calls_per_source,
         limits=args.limits,
+        ready_passwords=args.ready_passwords,
     )
     return run_sip(settings)
 
@@ -281,6 +282,13 @@ def register(sub: Any) -> None:
         metavar="SPEC",
         help="limits across calls, e.g. phone_lookups=5,phone_issues=1,code_lookups=5,"
         "account_issues=1,window_h=24 (default: $VSSID_LIMITS, else these)",
+    )
+    sip.add_argument(
+        "--ready-passwords",
+        type=int,
+        metavar="N",
+        help="new passwords hashed ahead in a low-priority thread, so a reset does not wait "
+        "for scrypt (default: one per call slot, --max-calls; 0: hash on demand)",
     )
     add_speech_args(sip)
     add_voice_args(sip)

@@ -21,11 +21,15 @@ class DialogSettings:
     password_groups: tuple[int, ...] = (4, 4)
     low_confidence: float = 0.5  # a digit below this is read back as uncertain
     rival_confidence: float = 0.1  # an alternative this likely makes the digits it changes unsure
+    #: from this many spoken readings of the wrong length on, ask to read slowly or key in
+    hint_after_miscounts: int = 2
+    #: from this many rejected read-backs on, ask for the code on the keypad first
+    keypad_after_rejections: int = 2
 
     def __post_init__(self) -> None:
         if not 4 <= self.code_length <= 20:
             raise ConfigError(f"code_length must be 4..20, got {self.code_length}")
-        for name in ("max_attempts",):
+        for name in ("max_attempts", "hint_after_miscounts", "keypad_after_rejections"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         for name in ("max_reprompts", "max_unclear", "max_unusable"):

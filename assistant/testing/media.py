@@ -581,12 +581,14 @@ class ToneRecognizer:
 
 class ToneSession:
     """One call's session of a :class:`ToneRecognizer`. ``specs`` lists every ``begin``'s
-    spec and ``heard`` every finished utterance's text, in order."""
+    spec, ``heard`` every finished utterance's text and ``fed`` how many samples it was
+    given, in order."""
 
     def __init__(self, recognizer: ToneRecognizer) -> None:
         self.recognizer = recognizer
         self.specs: list[ListenSpec] = []
         self.heard: list[str] = []
+        self.fed: list[int] = []
         self.closed = False
         self._parts: list[PCM] | None = None
 
@@ -629,9 +631,11 @@ class ToneSession:
     def end(self) -> Recognition:
         if self._parts is None:
             raise RecognizerError("end() outside an utterance", code="asr_state")
-        text = self.recognizer.read(self._audio())
+        audio = self._audio()
+        text = self.recognizer.read(audio)
         self._parts = None
         self.heard.append(text)
+        self.fed.append(len(audio))
         return Recognition.of(text) if text else Recognition()
 
     def close(self) -> None:

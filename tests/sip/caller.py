@@ -120,6 +120,8 @@ class ListeningCaller:
         quiet for ``pause_s`` (its prompt is over and it is listening)."""
 
         def check(samples: I16) -> list[DigitSequence] | None:
+            if quiet_tail_s(samples) < pause_s:  # cheap: the box is still talking
+                return None
             seqs = digit_sequences(samples)
             if done([s.digits for s in seqs]) and quiet_tail_s(samples) >= pause_s:
                 return seqs

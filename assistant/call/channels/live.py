@@ -10,8 +10,10 @@ with a :class:`GrammarJudge`, as soon as the recogniser's running reading holds 
 turn expects (every digit still missing, or a clear yes or no) and a short silence confirms
 it. The channel asks the session for that reading (:func:`~assistant.core.ports.partial_reading`)
 only while the caller is quiet, and for a flushed one (one extra model step, which ``end``
-then reuses) at most once per pause. Voice activity comes from the injected detector (Silero
-VAD in the box) or frame energy. A barge-in flushes the queued prompt in the very frame in
+then reuses) at most once per pause, and only when the reading could then be complete. The
+recogniser hears a turn from ``lead_in_s`` before the caller's speech started (the silence
+before it costs no model work; a turn that ends without speech is heard whole after all).
+Voice activity comes from the injected detector (Silero VAD in the box) or frame energy. A barge-in flushes the queued prompt in the very frame in
 which the caller's speech is confirmed.
 """
 
@@ -80,6 +82,8 @@ class GrammarJudge:
     for reading a digit back as uncertain), nor in free mode.
     """
 
+    FLUSH_WITHIN = 2
+
     def __init__(self, reader: TurnReader, *, low_confidence: float = 0.5) -> None:
         if not 0.0 <= low_confidence <= 1.0:
             raise ConfigError(f"low_confidence must be in [0, 1], got {low_confidence!r}")
@@ -100,6 +104,60 @@ class GrammarJudge:
             return self.reader.read_yesno(reading.text) is not None
         return False
 
+    def worth_flushing(self, spec: ListenSpec, reading: PartialReading | None) -> bool:
+        """Whether a flushed reading (one extra model step over the audio the model has not
+        yet heard in a whole chunk, 0.4 s at most) could be complete: a yes/no turn always; a
+        digit turn when the running reading lacks at most :attr:`FLUSH_WITHIN` digits (more
+        than a fast reader says in 0.4 s), so that the pauses between the first groups of a
+        code cost no model work."""
+        if spec.mode is ListenMode.YESNO:
+            return True
+        if spec.mode is not ListenMode.DIGITS or not spec.expected_digits:
+            return False
+        have = len(self.reader.read_digits(reading.text).digits) if reading is not None else 0
+        return spec.expected_digits - have <= self.FLUSH_WITHIN
+
+
+class _LeadIn:
+    """A turn's audio held back from the recogniser until the caller starts to speak.
+
+    The recogniser then hears the last ``keep`` samples before that and everything after; the
+    samples it never heard are counted (:attr:`skipped`) so its readings can be put on the
+    endpointer's clock. If the turn ends without speech, all held audio (up to ``limit``
+    samples) is heard after all, so quiet speech the detector missed is still recognised.
+    """
+
+    def __init__(self, keep: int, limit: int) -> None:
+        self.keep = keep
+        self.limit = limit
+        self.held: list[PCM] = []
+        self.size = 0
+        self.skipped = 0
+        self.open = False
+
+    def hold(self, pcm: PCM) -> None:
+        self.held.append(pcm)
+        self.size += len(pcm)
+        while self.size - len(self.held[0]) >= self.limit:
+            self.size -= len(self.held[0])
+            self.skipped += len(self.held.pop(0))
+
+    def release(self, keep: int | None = None) -> list[PCM]:
+        """Open the gate: the held audio the recogniser is to hear (the last ``keep`` samples,
+        or all of it)."""
+        keep = self.size if keep is None else keep
+        out: list[PCM] = []
+        size = 0
+        for pcm in reversed(self.held):
+            if size >= keep:
+                break
+            take = pcm[-(keep - size) :] if size + len(pcm) > keep else pcm
+            out.append(take)
+            size += len(take)
+        self.skipped += self.size - size
+        self.held, self.size, self.open = [], 0, True
+        return out[::-1]
+
 
 @dataclass(frozen=True)
 class LiveSettings:
@@ -112,10 +170,15 @@ class LiveSettings:
     barge_in_keys: bool = True
     preroll_s: float = 0.4  # audio kept from before a barge-in is detected
     idle_guard_s: float = 30.0  # no media at all for this long (wall clock): the line is dead
+    #: the recogniser hears a turn from this long before the caller's speech started (None:
+    #: from the start of the turn); the silence before costs no model work
+    lead_in_s: float | None = 0.5
 
     def __post_init__(self) -> None:
         if not 0.02 <= self.write_ahead_s <= 2.0:
             raise ConfigError("write_ahead_s must be within 0.02..2 s")
+        if self.lead_in_s is not None and not 0.2 <= self.lead_in_s <= 5.0:
+            raise ConfigError("lead_in_s must be within 0.2..5 s (or None)")
         if self.interdigit_s <= 0 or self.play_chunk_s <= 0 or self.idle_guard_s <= 0:
             raise ConfigError("live timings must be positive")
 
@@ -158,6 +221,7 @@ class LiveChannel:
         self._speech_ended_at: float | None = None  # for the reply latency
         self._hung_up = False
         self._utterance_open = False
+        self._lead: _LeadIn | None = None
 
     # -- speaking -------------------------------------------------------------------------------
 
@@ -224,6 +288,12 @@ class LiveChannel:
         rate = self.media.sample_rate
         ep = self._endpointer(rate, endpoint_settings(spec))
         to_asr = StreamResampler(rate, self.asr_rate)
+        lead = self.settings.lead_in_s
+        self._lead = (
+            _LeadIn(round(lead * rate), round((ep.settings.no_input_s + 1.0) * rate))
+            if lead is not None
+            else None
+        )
         self.session.begin(spec)
         self._utterance_open = True
         last_key_at = ep.now_s if keys else None
@@ -276,10 +346,17 @@ class LiveChannel:
         self, ep: Endpointer, to_asr: StreamResampler, samples: PCM, spec: ListenSpec
     ) -> Event | None:
         """Feed one frame; return the turn's event when the turn is over."""
-        partial = self.session.feed(to_asr.process(samples))
-        if partial and self.on_partial is not None:
-            self.on_partial(partial)
-        for e in ep.feed(samples):
+        lead = self._lead
+        if lead is not None and not lead.open:
+            lead.hold(samples)
+            events = ep.feed(samples)
+            if ep.speaking or any(isinstance(e, SpeechStarted) for e in events):
+                for held in lead.release(lead.keep):
+                    self._feed(to_asr, held)
+        else:
+            self._feed(to_asr, samples)
+            events = ep.feed(samples)
+        for e in events:
             result = self._turn_over(ep, to_asr, e)
             if result is not None:
                 return result
@@ -288,17 +365,27 @@ class LiveChannel:
             return None
         if ep.quiet_s < s.min_vad_quiet_s:
             return None
-        reading = partial_reading(self.session, flush=ep.wants_reading)
+        reading = partial_reading(self.session)
+        if ep.wants_reading and self.judge.worth_flushing(spec, reading):
+            reading = partial_reading(self.session, flush=True)
         if reading is None:
             return None
+        skipped_s = lead.skipped / self.media.sample_rate if lead is not None else 0.0
         fact = TurnReading(
-            self.judge.complete(spec, reading), reading.heard_s, reading.trailing_blank_s
+            self.judge.complete(spec, reading),
+            reading.heard_s + skipped_s,
+            reading.trailing_blank_s,
         )
         for e in ep.hear(fact):
             result = self._turn_over(ep, to_asr, e)
             if result is not None:
                 return result
         return None
+
+    def _feed(self, to_asr: StreamResampler, samples: PCM) -> None:
+        partial = self.session.feed(to_asr.process(samples))
+        if partial and self.on_partial is not None:
+            self.on_partial(partial)
 
     def _turn_over(self, ep: Endpointer, to_asr: StreamResampler, e: object) -> Event | None:
         if isinstance(e, SpeechEnded | MaxSpeech):
@@ -318,6 +405,12 @@ class LiveChannel:
             self._speech_ended_at = self.clock() - lag
             return Heard(recognition)
         if isinstance(e, EpNoInput):
+            if self._lead is not None and not self._lead.open:  # hear what was held after all
+                for held in self._lead.release():
+                    self._feed(to_asr, held)
+                tail = to_asr.flush()
+                if len(tail):
+                    self.session.feed(tail)
             recognition = self.session.end()
             self._utterance_open = False
             if recognition.text.strip():  # quiet speech the endpointer missed

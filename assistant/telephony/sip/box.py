@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.accounts.limits import LimitSettings
+from assistant.accounts.mint import MAX_POOL
 from assistant.audio.vad import VoiceActivity
 from assistant.call.channels.live import GrammarJudge, LiveChannel, LiveSettings
 from assistant.call.prompt_voice import PromptVoice
@@ -185,8 +186,11 @@ class SipSettings:
     caller_trust: str = "trunk"
     max_calls_per_source: int = 2
     limits: str | None = None  # "phone_lookups=5,..." (None: $VSSID_LIMITS, else defaults)
+    ready_passwords: int | None = None  # hashed ahead (None: one per call slot; 0: on demand)
 
     def __post_init__(self) -> None:
+        if self.ready_passwords is not None and not 0 <= self.ready_passwords <= MAX_POOL:
+            raise ConfigError(f"--ready-passwords must be within 0..{MAX_POOL}")
         if self.vad not in VAD_ENGINES:
             raise ConfigError(f"unknown VAD {self.vad!r}; choose one of {', '.join(VAD_ENGINES)}")
         if self.max_calls < 1:
@@ -219,7 +223,8 @@ def run_sip(settings: SipSettings) -> int:
 
     metrics = BoxMetrics() if settings.metrics_listen is not None else None
     limits = LimitSettings.parse(settings.limits) if settings.limits is not None else None
-    store = SqlAccountStore(settings.db_url, limits=limits)
+    ready = settings.max_calls if settings.ready_passwords is None else settings.ready_passwords
+    store = SqlAccountStore(settings.db_url, limits=limits, ready_passwords=min(ready, MAX_POOL))
     with Box.open(box_settings, store=store) as box:
         box.store.health()  # fail now, not on the first caller
         assert box.voice is not None and box.recognizer is not None
