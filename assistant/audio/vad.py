@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -173,3 +174,23 @@ class WebRtcVad:
     def probability(self, frame: PCM) -> float:
         x = _check_frame(frame, self.frame_samples, "WebRTC VAD")
         return 1.0 if self._vad.is_speech(x.tobytes(), self.rate) else 0.0
+
+
+#: The detectors the box can use; ``energy`` is the endpointer's own frame energy (no detector).
+VAD_ENGINES = ("silero", "webrtc", "energy")
+
+
+def make_vad(name: str, rate: int = 8000) -> Callable[[int], VoiceActivity] | None:
+    """The per-call detector factory for ``name``, checked at ``rate`` at start-up (the Silero
+    model is loaded once, here); ``None`` for ``energy``. :class:`ConfigError` for an unknown
+    name or a rate the detector cannot run at."""
+    if name not in VAD_ENGINES:
+        raise ConfigError(f"unknown VAD {name!r}; choose one of {', '.join(VAD_ENGINES)}")
+    if name == "silero":
+        if rate not in SILERO_WINDOWS:
+            raise ConfigError(f"Silero VAD runs at 8000 or 16000 Hz, not {rate}; use energy")
+        return SileroModel.load().stream
+    if name == "webrtc":
+        WebRtcVad(rate)  # fail at start-up, not on the first caller
+        return lambda r: WebRtcVad(r, mode=3)
+    return None

@@ -25,7 +25,8 @@ from types import FrameType
 from typing import Any, TextIO
 
 from assistant.asr.factory import make_recognizer
-from assistant.call.channels.live import LiveChannel, LiveSettings
+from assistant.audio.vad import VAD_ENGINES, make_vad
+from assistant.call.channels.live import GrammarJudge, LiveChannel, LiveSettings
 from assistant.call.runtime import SayResult, StageSink
 from assistant.call.wiring import Box, BoxSettings
 from assistant.core.dialog import Event, Heard, HungUp, Keypad, Listen, NoInput, Outcome, Say
@@ -202,10 +203,13 @@ class MicSettings:
     rate: int = 16000
     list_devices: bool = False
     speech: SpeechSettings = field(default_factory=SpeechSettings)
+    vad: str = "silero"  # as on the phone line; turns end early on a complete reading too
 
     def __post_init__(self) -> None:
         if not 8000 <= self.rate <= 96000:
             raise ConfigError(f"--rate {self.rate} Hz is outside 8000..96000")
+        if self.vad not in VAD_ENGINES:
+            raise ConfigError(f"unknown VAD {self.vad!r}; choose one of {', '.join(VAD_ENGINES)}")
 
 
 def run_mic_with(
@@ -231,6 +235,8 @@ def run_mic_with(
     ) as box:
         assert box.voice is not None and box.recognizer is not None
         voice, asr_rate = box.voice, box.recognizer.sample_rate
+        vad = make_vad(settings.vad, media.sample_rate)
+        judge = GrammarJudge(box.reader, low_confidence=box.dialog.settings.low_confidence)
 
         def channel(session: RecognizerSession | None) -> EchoChannel:
             assert session is not None
@@ -242,6 +248,8 @@ def run_mic_with(
                 settings=LiveSettings(barge_in_speech=settings.barge_in),
                 on_partial=console.partial,
                 clock=clock,
+                vad=vad,
+                judge=judge,
             )
             return EchoChannel(live, box.prompts, console)
 

@@ -131,6 +131,7 @@ def cmd_mic(args: argparse.Namespace) -> int:
         rate=args.rate,
         list_devices=args.list_devices,
         speech=speech_settings(args),
+        vad=args.vad,
     )
     summary: dict[str, Any] = run_mic(settings)
     print(json.dumps(summary, ensure_ascii=False))
@@ -230,6 +231,12 @@ def register(sub: Any) -> None:
         "--barge-in",
         action="store_true",
         help="let speech interrupt prompts (use with a headset; keys always can)",
+    )
+    mic.add_argument(
+        "--vad",
+        choices=("silero", "webrtc", "energy"),
+        default="silero",
+        help="voice-activity detector, as on the phone line (silero: --rate 8000 or 16000)",
     )
     add_speech_args(mic)
     add_voice_args(mic)

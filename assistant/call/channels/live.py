@@ -13,8 +13,9 @@ only while the caller is quiet, and for a flushed one (one extra model step, whi
 then reuses) at most once per pause, and only when the reading could then be complete. The
 recogniser hears a turn from ``lead_in_s`` before the caller's speech started (the silence
 before it costs no model work; a turn that ends without speech is heard whole after all).
-Voice activity comes from the injected detector (Silero VAD in the box) or frame energy. A barge-in flushes the queued prompt in the very frame in
-which the caller's speech is confirmed.
+Voice activity comes from the injected detector (Silero VAD in the box) or frame energy. A
+barge-in flushes the queued prompt in the very frame in which the caller's speech is
+confirmed.
 """
 
 from __future__ import annotations

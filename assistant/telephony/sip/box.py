@@ -24,7 +24,7 @@ from typing import Any
 
 from assistant.accounts.limits import LimitSettings
 from assistant.accounts.mint import MAX_POOL
-from assistant.audio.vad import VoiceActivity
+from assistant.audio.vad import VAD_ENGINES, VoiceActivity, make_vad
 from assistant.call.channels.live import GrammarJudge, LiveChannel, LiveSettings
 from assistant.call.prompt_voice import PromptVoice
 from assistant.call.wiring import Box, BoxSettings
@@ -138,21 +138,6 @@ class SipBox:
             )
 
 
-VAD_ENGINES = ("silero", "webrtc", "energy")
-
-
-def make_vad(name: str) -> Callable[[int], VoiceActivity] | None:
-    """The per-call detector factory for ``name`` (the Silero model is loaded once, here)."""
-    from assistant.audio.vad import SileroModel, WebRtcVad
-
-    if name == "silero":
-        return SileroModel.load().stream
-    if name == "webrtc":
-        WebRtcVad(PHONE_RATE)  # fail at start-up, not on the first caller
-        return lambda rate: WebRtcVad(rate, mode=3)
-    return None
-
-
 def _sha256_digest(value: str) -> str:
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
@@ -233,7 +218,7 @@ def run_sip(settings: SipSettings) -> int:
             box,
             log_dir=settings.log_dir,
             metrics=metrics,
-            vad=make_vad(settings.vad),
+            vad=make_vad(settings.vad, PHONE_RATE),
             call_id_digest=lambda value: store.keyed_digest("sip-call-id", value),
         )
         server = None
