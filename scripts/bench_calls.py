@@ -379,7 +379,8 @@ def run_level(
     checks = [(o, o.password) for o in outcomes if o.password]
     for o, password in checks:
         assert password is not None
-        o.right_password = cli.check(o.account.code, password) == 0
+        # exit 3: the issued one-time password is valid and must be changed (issue 12)
+        o.right_password = cli.check(o.account.code, password) == 3
     right = sum(o.right_password for o in outcomes)
     code_lat: list[float] = []
     yesno_lat: list[float] = []
@@ -452,7 +453,15 @@ def main(argv: list[str] | None = None) -> int:
     cli.import_accounts(work / "accounts.csv", [(a.code, a.phone) for a in accounts])
     pack = write_prompt_pack(work / "pack", data_file("prompts.toml"))
     silence_wav = sig.write_wav(work / "silence.wav", sig.silence(300))
-    box = BoxProcess(work / "box", db, prompt_pack=pack, max_calls=max(levels), rtp_timeout_s=10)
+    box = BoxProcess(
+        work / "box",
+        db,
+        prompt_pack=pack,
+        max_calls=max(levels),
+        rtp_timeout_s=10,
+        # every caller rings from 127.0.0.1: lift the per-address limit (issue 13) for the run
+        extra=["--max-calls-per-source", str(max(levels))],
+    )
     try:
         box.wait_ready(120)
         lo, hi = (int(p) for p in box.cmd[box.cmd.index("--rtp-ports") + 1].split("-"))

@@ -370,18 +370,19 @@ class Answers:
     wrong: int = 0
     cpu: float = 0.0
     audio: float = 0.0
+    wrong_files: list[str] = field(default_factory=list)  # corpus file names heard wrong
 
 
 def run_yesno(
     engines: dict[str, Recognizer],
-    items: list[tuple[str, str, PCM]],
+    items: list[tuple[str, str, PCM, str]],
     judge: ResetDialog,
     progress: Callable[[str], None],
 ) -> dict[tuple[str, str], Answers]:
     out: dict[tuple[str, str], Answers] = {}
     for name, rec in engines.items():
         session = rec.open_session()
-        for cond, truth, pcm in items:
+        for cond, truth, pcm, file in items:
             result, cpu = recognise(session, pcm, ListenSpec(ListenMode.YESNO))
             answer = judge.read(Heard(result)).answer
             a = out.setdefault((name, cond), Answers())
@@ -389,6 +390,8 @@ def run_yesno(
             a.right += answer == truth
             a.unclear += answer is None
             a.wrong += answer is not None and answer != truth
+            if answer is not None and answer != truth:
+                a.wrong_files.append(file)
             a.cpu += cpu
             a.audio += len(pcm) / RATE
         session.close()
@@ -422,8 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         if category == "other_command":
             panel.talkers.append(pcm)
         else:
-            answers.append(("yes" if category == "yes" else "no", pcm))
-    panel.talkers += [a for _, a in answers[::25]]
+            answers.append(("yes" if category == "yes" else "no", pcm, path.name))
+    panel.talkers += [a for _, a, _ in answers[::25]]
     wanted = [c for c in args.conditions.split(",") if c] or [
         c for family in FAMILIES.values() for c in family
     ]
@@ -445,9 +448,11 @@ def main(argv: list[str] | None = None) -> int:
         picked += [a for a in answers if a[0] == "no"][: args.yesno_limit]
     else:
         picked = answers
-    yesno_items = [("as recorded", truth, pcm) for truth, pcm in picked]
+    yesno_items = [("as recorded", truth, pcm, name) for truth, pcm, name in picked]
     for cond in [c for c in args.yesno_lines.split(",") if c]:
-        yesno_items += [(cond, truth, panel.line(pcm, cond)) for truth, pcm in picked[::5]]
+        yesno_items += [
+            (cond, truth, panel.line(pcm, cond), name) for truth, pcm, name in picked[::5]
+        ]
     progress(f"built {len(items)} codes and {len(yesno_items)} answers")
 
     reader = NumberReader.load()
@@ -511,6 +516,9 @@ def report(
     print("|---|---|---|---|---|---|")
     for (n, cond), a in yesno.items():
         print(f"| {n} | {cond} | {a.n} | {pct(a.right, a.n)} | {pct(a.unclear, a.n)} | {a.wrong} |")
+    for (n, cond), a in yesno.items():
+        if a.wrong_files:
+            print(f"  {n}, {cond}: heard wrong: {', '.join(a.wrong_files)}")
     cpu = sum(t.cpu for (n, _), t in codes.items() if n == "onnx")
     cpu += sum(a.cpu for (n, _), a in yesno.items() if n == "onnx")
     audio = sum(t.audio for (n, _), t in codes.items() if n == "onnx")

@@ -23,6 +23,7 @@ from assistant.testing.audio import FakeSynthesizer
 from assistant.testing.media import (
     BoxDone,
     BoxSpeaks,
+    Do,
     Hangup,
     ScriptedMedia,
     Silence,
@@ -271,3 +272,23 @@ def test_a_flush_is_spent_only_when_the_reading_could_be_complete(reader: Number
     assert judge.worth_flushing(ListenSpec(ListenMode.DIGITS, 2), None)
     assert judge.worth_flushing(ListenSpec(ListenMode.YESNO), PartialReading(""))
     assert not judge.worth_flushing(ListenSpec(ListenMode.FREE), PartialReading("một"))
+
+
+def test_a_box_behind_the_line_counts_its_backlog_in_the_reply_latency(  # type: ignore[no-untyped-def]
+    asr, voice, prompts, store, reader
+) -> None:
+    """While the caller speaks, half a second of wall time passes that the box spends on no
+    audio (a stalled box: its frames wait in the queue). The caller waits that long too, so
+    the reply latency counts it, and ``rx_backlog`` says where it went."""
+    holder: list[ScriptedMedia] = []
+    stall = Do(lambda: holder[0].clock.advance(0.5))
+    media = ScriptedMedia(
+        [BoxDone(0.3), say(asr, FIRST), stall, say(asr, REST), BoxDone(0.3), Hangup()]
+    )
+    holder.append(media)
+    summary = run_call(media, asr, voice, prompts, store, reader)
+    backlog = summary.stages["rx_backlog"][0]
+    assert backlog == pytest.approx(0.5, abs=0.021)
+    assert summary.stages["reply_latency"][0] == pytest.approx(
+        summary.stages["endpoint_wait"][0] + 0.5, abs=0.03
+    )

@@ -76,7 +76,8 @@ class AccountsCli:
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
     def check(self, code: str, password: str) -> int:
-        """Exit code of ``accounts check`` (0: valid); the password goes through stdin."""
+        """Exit code of ``accounts check`` (0: valid, 3: valid and a change is due); the
+        password goes through stdin."""
         proc = run_assistant(
             "accounts",
             "check",

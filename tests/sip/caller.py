@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -73,15 +73,24 @@ def utterance_wav(path: Path, speech: I16, *, lead_s: float = 0.3, tail_s: float
     return write_wav(path, np.concatenate([silence(lead_s), speech, silence(tail_s)]))
 
 
-def quiet_tail_s(samples: I16, *, frame: int = 160) -> float:
-    """Seconds of quiet at the end of ``samples`` (the box is waiting for the caller)."""
+def quiet_tail_s(samples: I16, *, frame: int = 160, block_s: float = 4.0) -> float:
+    """Seconds of quiet at the end of ``samples`` (the box is waiting for the caller).
+
+    Looks back one ``block_s`` at a time, so a long recording costs only its last seconds."""
     usable = len(samples) - len(samples) % frame
     if usable == 0:
         return 0.0
-    frames = samples[:usable].astype(np.float64).reshape(-1, frame)
-    loud = np.flatnonzero(np.sqrt(np.mean(frames**2, axis=1)) >= QUIET_RMS)
-    last = int(loud[-1]) + 1 if len(loud) else 0
-    return (len(frames) - last) * frame / RATE
+    n_frames = usable // frame
+    step = max(1, round(block_s * RATE / frame))
+    end = n_frames
+    while end > 0:
+        start = max(0, end - step)
+        block = samples[start * frame : end * frame].astype(np.float64).reshape(-1, frame)
+        loud = np.flatnonzero(np.sqrt(np.mean(block**2, axis=1)) >= QUIET_RMS)
+        if len(loud):
+            return (n_frames - (start + int(loud[-1]) + 1)) * frame / RATE
+        end = start
+    return n_frames * frame / RATE
 
 
 class ListeningCaller:
@@ -119,13 +128,21 @@ class ListeningCaller:
         """Wait until the digit read-outs heard satisfy ``done`` and the box has then gone
         quiet for ``pause_s`` (its prompt is over and it is listening)."""
 
+        # The tone analysis of the whole recording is the expensive part (16 callers polling
+        # it ten times a second took more CPU than the box): redo it only when the box has
+        # said something since the last one.
+        analysed: dict[str, Any] = {}
+
         def check(samples: I16) -> list[DigitSequence] | None:
-            if quiet_tail_s(samples) < pause_s:  # cheap: the box is still talking
+            tail = quiet_tail_s(samples)
+            if tail < pause_s:  # cheap: the box is still talking
                 return None
-            seqs = digit_sequences(samples)
-            if done([s.digits for s in seqs]) and quiet_tail_s(samples) >= pause_s:
-                return seqs
-            return None
+            loud_end = len(samples) - round(tail * RATE)
+            if analysed.get("loud_end") != loud_end:
+                analysed["loud_end"] = loud_end
+                analysed["seqs"] = digit_sequences(samples[: loud_end + round(pause_s * RATE)])
+            seqs: list[DigitSequence] = analysed["seqs"]
+            return seqs if done([s.digits for s in seqs]) else None
 
         return self.wait(check, timeout, what)
 

@@ -223,6 +223,7 @@ class LiveChannel:
         self._hung_up = False
         self._utterance_open = False
         self._lead: _LeadIn | None = None
+        self._turn_clock = (0.0, 0.0)  # (clock at the turn's start, audio heard from before)
 
     # -- speaking -------------------------------------------------------------------------------
 
@@ -300,6 +301,8 @@ class LiveChannel:
         last_key_at = ep.now_s if keys else None
         last_media = self.clock()
         pending, self._pending_audio = self._pending_audio, []
+        # audio time the endpointer will have heard from before this turn began (barge-in)
+        self._turn_clock = (last_media, sum(len(p) for p in pending) / rate)
         try:
             for samples in pending:
                 result = self._hear(ep, to_asr, samples, spec)
@@ -390,6 +393,7 @@ class LiveChannel:
 
     def _turn_over(self, ep: Endpointer, to_asr: StreamResampler, e: object) -> Event | None:
         if isinstance(e, SpeechEnded | MaxSpeech):
+            decided = self.clock()
             if not (isinstance(e, SpeechEnded) and e.complete):
                 # after a complete reading and a silence the resampler's last few samples add
                 # nothing, and leaving them out lets end() reuse the flushed model step
@@ -403,7 +407,13 @@ class LiveChannel:
             lag = ep.now_s - e.speech_end_s if isinstance(e, SpeechEnded) else 0.0
             if isinstance(e, SpeechEnded):
                 self.stage("endpoint_wait", e.at_s - e.speech_end_s)
-            self._speech_ended_at = self.clock() - lag
+            # How far behind the line the box was when it decided: wall time since the turn
+            # began beyond the audio it had heard of it (frames waiting in the media's queue).
+            # The reply latency counts it, and the final decoding, as the caller does.
+            started, earlier_s = self._turn_clock
+            backlog = max(0.0, (decided - started) - (ep.now_s - earlier_s))
+            self.stage("rx_backlog", backlog)
+            self._speech_ended_at = decided - lag - backlog
             return Heard(recognition)
         if isinstance(e, EpNoInput):
             if self._lead is not None and not self._lead.open:  # hear what was held after all

@@ -81,6 +81,12 @@ CallHandler = Callable[[CallMedia], None]
 
 _TRACE_LOGGER = "baresip.native.sip"
 _TICK_S = 0.02
+#: The receive jitter buffer: the box is a recogniser, not a listener, so playout smoothing buys
+#: nothing, and every millisecond the stack holds the caller's audio back is a millisecond of
+#: reply latency (baresip's default held it 100 ms). One packet; packets later than that are
+#: passed on at once (``jbuf_late`` in the call summary), not dropped.
+_JBUF_TYPE = "fixed"
+_JBUF_MS = "20-160"
 _RX_READ_MAX = 32768
 _BYTES_PER_SECOND = SAMPLE_RATE * 2
 #: After flush_tx the stack drains its ring on the transmit thread's next 20 ms tick,
@@ -366,6 +372,7 @@ class BaresipTransport:
             rtp_timeout=self.rtp_timeout_s,
             extra_config_text=(
                 f"sip_listen {listen}\nrtp_ports {self.rtp_ports[0]}-{self.rtp_ports[1]}\n"
+                f"audio_jitter_buffer_type {_JBUF_TYPE}\naudio_jitter_buffer_ms {_JBUF_MS}\n"
             ),
         )
 
@@ -762,6 +769,8 @@ class BaresipTransport:
                 rx_lost=stats.rx_lost,
                 rx_jitter_ms=stats.rx_jitter_ms,
                 mos_estimate=stats.mos_estimate,
+                jbuf_delay_ms=stats.jbuf_delay_ms,  # what the receive side waits before us
+                jbuf_late=stats.jbuf_late,
             )
         media.end(reason)
         live.closed.set()
