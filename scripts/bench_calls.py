@@ -196,7 +196,7 @@ def rtp_timing(packets: list[Packet], box_ports: tuple[int, int]) -> dict[str, f
     for p in packets:
         if lo <= p.src <= hi and p.pt in (0, 8):
             streams.setdefault((p.src, p.dst), []).append(p)
-    total = missing = late = 0
+    total = missing = late = very_late = 0
     worst = 0.0
     for stream in streams.values():
         total += len(stream)
@@ -211,12 +211,14 @@ def rtp_timing(packets: list[Packet], box_ports: tuple[int, int]) -> dict[str, f
         offsets = arrivals - slope * slots
         behind = offsets - np.percentile(offsets, 1)
         late += int(np.sum(behind > LATE_S))
+        very_late += int(np.sum(behind > 2 * LATE_S))
         worst = max(worst, float(behind.max()) if len(behind) else 0.0)
     return {
         "streams": len(streams),
         "packets": total,
         "missing": missing,
         "late": late,
+        "late_over_40ms": very_late,  # two packet times: the sender starved, not a slip
         "worst_late_ms": round(1000 * worst, 1),
     }
 
@@ -422,6 +424,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget-s", type=float, default=900.0, help="stop after (default 900)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
+        "--callers-nice",
+        type=int,
+        default=10,
+        help="niceness of this script and the baresip callers it starts after the box (default "
+        "10: on a real line the callers are not on the box's CPU; 0 to share it evenly)",
+    )
+    parser.add_argument(
         "--spread-s",
         type=float,
         default=0.0,
@@ -464,10 +473,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         box.wait_ready(120)
+        if args.callers_nice:
+            os.nice(args.callers_nice)  # the box, already running, keeps its own priority
         lo, hi = (int(p) for p in box.cmd[box.cmd.index("--rtp-ports") + 1].split("-"))
         print(
             f"box ready {box.ready_after_s:.2f} s after start "
-            f"(RSS {proc_peak_rss_mb(box.proc.pid):.0f} MB peak so far); levels {levels}"
+            f"(RSS {proc_peak_rss_mb(box.proc.pid):.0f} MB peak so far); levels {levels}; "
+            f"callers at niceness {args.callers_nice}"
         )
         for n in levels:
             if time.monotonic() > deadline - 60:
