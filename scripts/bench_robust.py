@@ -391,7 +391,12 @@ def run_yesno(
             a.unclear += answer is None
             a.wrong += answer is not None and answer != truth
             if answer is not None and answer != truth:
-                a.wrong_files.append(file)
+                best = result.hypotheses[0] if result.hypotheses else None
+                heard = "-"
+                if best is not None:
+                    score = "" if best.confidence is None else f" {best.confidence:.2f}"
+                    heard = f"{best.text!r}{score}"
+                a.wrong_files.append(f"{file} ({heard})")
             a.cpu += cpu
             a.audio += len(pcm) / RATE
         session.close()
