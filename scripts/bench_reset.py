@@ -2,9 +2,10 @@
 
 Measures scrypt at issue 12's parameters (n=2**17, r=8, p=1, 128 MiB) and at the box's default
 since issue 11, the OWASP Password Storage Cheat Sheet's equivalent minimum n=2**14, r=8, p=5
-(16 MiB): one hash alone, then whole resets through the store (lookup with its limits, reset with its
-hash made on demand, update and audit row in one transaction; the box itself hashes ahead) on a temporary SQLite file, one at a time and
-``--parallel`` at once (calls share the box's cores). Prints one line per figure::
+(16 MiB): one hash alone, then whole resets through the store (lookup with its limits, reset
+with its hash made on demand, update and audit row in one transaction; the box itself hashes
+ahead) on a temporary SQLite file, one at a time and ``--parallel`` at once (calls share the
+box's cores). Prints one line per figure::
 
     PYTHONPATH=. .venv/bin/python scripts/bench_reset.py --n 10 --parallel 2
 """
