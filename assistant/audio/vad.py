@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from assistant.core.errors import AudioError, ConfigError
 from assistant.core.ports import PCM
+from assistant.core.settings import check_vad
 
 #: Rate → (window, context) samples of Silero VAD v5.
 SILERO_WINDOWS = {8000: (256, 32), 16000: (512, 64)}
@@ -176,17 +177,11 @@ class WebRtcVad:
         return 1.0 if self._vad.is_speech(x.tobytes(), self.rate) else 0.0
 
 
-#: The detectors the box can use; ``energy`` is the endpointer's own frame energy (no detector).
-VAD_ENGINES = ("silero", "webrtc", "energy")
-
-
 def make_vad(name: str, rate: int = 8000) -> Callable[[int], VoiceActivity] | None:
     """The per-call detector factory for ``name``, checked at ``rate`` at start-up (the Silero
     model is loaded once, here); ``None`` for ``energy``. :class:`ConfigError` for an unknown
     name or a rate the detector cannot run at."""
-    if name not in VAD_ENGINES:
-        raise ConfigError(f"unknown VAD {name!r}; choose one of {', '.join(VAD_ENGINES)}")
-    if name == "silero":
+    if check_vad(name) == "silero":
         if rate not in SILERO_WINDOWS:
             raise ConfigError(f"Silero VAD runs at 8000 or 16000 Hz, not {rate}; use energy")
         return SileroModel.load().stream

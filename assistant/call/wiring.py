@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from assistant.call.channels.live import GrammarJudge
 from assistant.call.prompt_voice import PromptVoice
 from assistant.call.runtime import CallRuntime, CallSummary, Channel
 from assistant.core.dialog import Dialog
@@ -133,6 +134,10 @@ class Box:
             voice=voice,
             closers=tuple(closers),
         )
+
+    def judge(self) -> GrammarJudge:
+        """What ends a live turn early: the dialog's own reader, at the dialog's threshold."""
+        return GrammarJudge(self.reader, low_confidence=self.dialog.settings.low_confidence)
 
     def run_call(
         self,

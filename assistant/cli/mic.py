@@ -25,8 +25,8 @@ from types import FrameType
 from typing import Any, TextIO
 
 from assistant.asr.factory import make_recognizer
-from assistant.audio.vad import VAD_ENGINES, make_vad
-from assistant.call.channels.live import GrammarJudge, LiveChannel, LiveSettings
+from assistant.audio.vad import make_vad
+from assistant.call.channels.live import LiveChannel, LiveSettings
 from assistant.call.runtime import SayResult, StageSink
 from assistant.call.wiring import Box, BoxSettings
 from assistant.core.dialog import Event, Heard, HungUp, Keypad, Listen, NoInput, Outcome, Say
@@ -42,7 +42,7 @@ from assistant.core.ports import (
     RemoteHangup,
     Synthesizer,
 )
-from assistant.core.settings import SpeechSettings
+from assistant.core.settings import SpeechSettings, check_vad
 from assistant.language.prompts import Prompts
 from assistant.tts.factory import make_synthesizer
 
@@ -208,8 +208,7 @@ class MicSettings:
     def __post_init__(self) -> None:
         if not 8000 <= self.rate <= 96000:
             raise ConfigError(f"--rate {self.rate} Hz is outside 8000..96000")
-        if self.vad not in VAD_ENGINES:
-            raise ConfigError(f"unknown VAD {self.vad!r}; choose one of {', '.join(VAD_ENGINES)}")
+        check_vad(self.vad)
 
 
 def run_mic_with(
@@ -236,7 +235,7 @@ def run_mic_with(
         assert box.voice is not None and box.recognizer is not None
         voice, asr_rate = box.voice, box.recognizer.sample_rate
         vad = make_vad(settings.vad, media.sample_rate)
-        judge = GrammarJudge(box.reader, low_confidence=box.dialog.settings.low_confidence)
+        judge = box.judge()
 
         def channel(session: RecognizerSession | None) -> EchoChannel:
             assert session is not None

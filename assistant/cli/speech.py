@@ -10,7 +10,14 @@ from typing import Any
 
 from assistant.accounts.store import default_db_url
 from assistant.core.errors import ConfigError
-from assistant.core.settings import ASR_ENGINES, DEFAULT_ASR, DEFAULT_VOICE, VOICES, SpeechSettings
+from assistant.core.settings import (
+    ASR_ENGINES,
+    DEFAULT_ASR,
+    DEFAULT_VOICE,
+    VAD_ENGINES,
+    VOICES,
+    SpeechSettings,
+)
 
 PHONE_RATE = 8000
 
@@ -234,7 +241,7 @@ def register(sub: Any) -> None:
     )
     mic.add_argument(
         "--vad",
-        choices=("silero", "webrtc", "energy"),
+        choices=VAD_ENGINES,
         default="silero",
         help="voice-activity detector, as on the phone line (silero: --rate 8000 or 16000)",
     )
@@ -266,7 +273,7 @@ def register(sub: Any) -> None:
     )
     sip.add_argument(
         "--vad",
-        choices=("silero", "webrtc", "energy"),
+        choices=VAD_ENGINES,
         default="silero",
         help="voice-activity detector (default: %(default)s; see scripts/bench_vad.py)",
     )

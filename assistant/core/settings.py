@@ -45,6 +45,8 @@ class DialogSettings:
 ASR_ENGINES = ("onnx", "vietasr", "vosk")
 DEFAULT_ASR = "onnx"
 DEFAULT_VOSK_MODEL = "vosk-model-small-vn-0.4"
+#: Voice-activity detectors; ``energy`` is the endpointer's own frame energy (no detector).
+VAD_ENGINES = ("silero", "webrtc", "energy")
 VOICES = ("syllables", "espeak")  # the recorded speaker's syllables; espeak-ng (pyttsx3)
 DEFAULT_VOICE = "syllables"
 
@@ -81,3 +83,10 @@ class SpeechSettings:
             raise ConfigError("--voice-pack is only used by the syllables voice")
         if self.voice_pack is not None and not self.voice_pack.is_dir():
             raise ConfigError(f"voice pack folder {self.voice_pack} does not exist")
+
+
+def check_vad(name: str) -> str:
+    """``name`` if it is one of :data:`VAD_ENGINES`, else :class:`ConfigError`."""
+    if name not in VAD_ENGINES:
+        raise ConfigError(f"unknown VAD {name!r}; choose one of {', '.join(VAD_ENGINES)}")
+    return name

@@ -24,13 +24,13 @@ from typing import Any
 
 from assistant.accounts.limits import LimitSettings
 from assistant.accounts.mint import MAX_POOL
-from assistant.audio.vad import VAD_ENGINES, VoiceActivity, make_vad
-from assistant.call.channels.live import GrammarJudge, LiveChannel, LiveSettings
+from assistant.audio.vad import VoiceActivity, make_vad
+from assistant.call.channels.live import LiveChannel, LiveSettings
 from assistant.call.prompt_voice import PromptVoice
 from assistant.call.wiring import Box, BoxSettings
 from assistant.core.errors import AssistantError, ConfigError
 from assistant.core.ports import CallMedia, Recognizer, RecognizerSession
-from assistant.core.settings import SpeechSettings
+from assistant.core.settings import SpeechSettings, check_vad
 from assistant.ops.logs import call_context, use_json_logs
 from assistant.ops.metrics import BoxMetrics, MeteredChannel, MeteredSession, parse_listen, serve
 from assistant.telephony.sip.callerid import CallerTrust
@@ -65,7 +65,7 @@ class SipBox:
             raise ConfigError("the phone line needs a recogniser and a voice")
         self.box = box
         self.vad = vad
-        self.judge = GrammarJudge(box.reader, low_confidence=box.dialog.settings.low_confidence)
+        self.judge = box.judge()
         self.recognizer: Recognizer = box.recognizer
         self.voice: PromptVoice = box.voice
         self.log_dir = log_dir
@@ -176,8 +176,7 @@ class SipSettings:
     def __post_init__(self) -> None:
         if self.ready_passwords is not None and not 0 <= self.ready_passwords <= MAX_POOL:
             raise ConfigError(f"--ready-passwords must be within 0..{MAX_POOL}")
-        if self.vad not in VAD_ENGINES:
-            raise ConfigError(f"unknown VAD {self.vad!r}; choose one of {', '.join(VAD_ENGINES)}")
+        check_vad(self.vad)
         if self.max_calls < 1:
             raise ConfigError("--max-calls must be at least 1")
         if self.max_calls_per_source < 1:
