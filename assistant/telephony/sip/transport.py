@@ -327,6 +327,9 @@ class BaresipTransport:
             self._drain_requested = True
             loop = self._loop
         if loop is not None:
+            # Keep-alives are answered on the SIP stack's own thread: say 503 from the moment
+            # drain() returns, not only once the event loop gets to _start_drain.
+            self._options.draining = True
             with contextlib.suppress(RuntimeError):  # loop already closed: nothing to drain
                 loop.call_soon_threadsafe(self._start_drain)
 
