@@ -306,7 +306,9 @@ def one_call(
             caller.say(no_wav)
             phone.wait_closed(min(30.0, left()))
     except (AssertionError, RuntimeError, OSError, TimeoutError) as exc:
-        out.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+        start.abort()  # the other callers of this level stop waiting for this one
+        first_line = (str(exc).splitlines() or [""])[0]
+        out.error = f"{type(exc).__name__}: {first_line[:160]}"
     return out
 
 

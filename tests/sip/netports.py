@@ -13,12 +13,21 @@ _handed_out: set[int] = set()
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A port the kernel says is free now for ``kind`` (and, for SIP, also free on TCP)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            sock.bind((HOST, 0))
-            port = int(sock.getsockname()[1])
+    """A port free now on both UDP and TCP, not handed out before in this process.
+
+    Picked below the kernel's ephemeral range (and below the RTP ranges): a port the kernel
+    handed out as ephemeral can be handed out again to any other socket before the test binds
+    it ("Address already in use" on a port that was free a moment ago). ``kind`` is kept for
+    callers that name the transport they need; the port is free on both.
+    """
+    del kind
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10000, 20000)
+        if port in _handed_out:
+            continue
         if _bindable(port, socket.SOCK_STREAM) and _bindable(port, socket.SOCK_DGRAM):
+            _handed_out.add(port)
             return port
     raise RuntimeError("no free port found on 127.0.0.1")
 

@@ -341,6 +341,7 @@ class BaresipTransport:
             self._stop_requested = True
             loop = self._loop
         if loop is not None:
+            self._options.draining = True  # as in drain(): keep-alives say 503 from now on
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._request_stop)
 
