@@ -14,7 +14,8 @@ Debian's baresip (``tests/sip/softphone.py``) dial at once; each caller listens 
   interface (root only) times the RTP on the wire: the caller's last speech packet of a turn →
   the box's first audible packet after it; and the same figure from the box's own summaries
   (``stages.reply_latency``), split into "after the code" and "after a yes/no";
-* the box's CPU (cores busy during the run) and peak RSS (``VmHWM``);
+* the box's CPU (cores busy during the run), peak RSS (``VmHWM``) and RSS once the level is
+  over (``VmRSS``: repeat a level, ``--calls 4,4,4``, to see whether the box grows);
 * the box's outgoing RTP: packets, missing (sequence gaps), late (more than 20 ms behind the
   packet schedule of its stream, fitted to its sequence numbers) and the worst lateness;
 * the box's backlog: how far behind the caller's end of speech the box's own clock put it
@@ -232,9 +233,10 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def proc_peak_rss_mb(pid: int) -> float:
+def proc_peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """The process's peak RSS (``VmHWM``), or its RSS now (``field="VmRSS"``), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024.0
     return float("nan")
 
@@ -348,6 +350,10 @@ def run_level(
     spread_s: float = 0.0,
 ) -> bool:
     level = work / f"n{n}"
+    repeat = 1
+    while level.exists():  # the same N again (--calls 4,4,4: does the box grow?)
+        repeat += 1
+        level = work / f"n{n}-{repeat}"
     level.mkdir()
     before = box.summary_names()
     capture: LoopbackCapture | None = None
@@ -413,7 +419,8 @@ def run_level(
     print(f"  machine load average (1/5/15 min): {load} on {os.cpu_count()} cores")
     print(
         f"  box CPU {cpu:.1f} s in {wall:.1f} s = {cpu / wall:.2f} cores; "
-        f"peak RSS {proc_peak_rss_mb(box.proc.pid):.0f} MB"
+        f"peak RSS {proc_peak_rss_mb(box.proc.pid):.0f} MB, "
+        f"RSS now {proc_peak_rss_mb(box.proc.pid, 'VmRSS'):.0f} MB"
     )
     if capture is not None:
         print(f"  box RTP out: {json.dumps(rtp_timing(capture.packets, box_ports))}")

@@ -496,6 +496,30 @@ def test_the_running_reading_is_cheap_and_end_reuses_its_flushed_step(reader: An
     session.close()
 
 
+def test_a_running_reading_is_read_again_only_when_the_model_heard_more(reader: Any) -> None:
+    words = tuple(dict.fromkeys(ALL_WORDS))
+    ids = {w: 2 + i for i, w in enumerate(words)}
+    scripted = ScriptedModel({3: ids["một"], 12: ids["hai"]})
+    rec = OnnxRecognizer(fake_model_data(words), chunk_model=scripted, prime_seconds=0)
+    session = rec.open_session()
+    session.begin(DIGITS10)
+    session.feed(np.zeros(int(16000 * 0.6), dtype=np.int16))  # one whole chunk: "một"
+    first = session.reading()
+    session.feed(np.zeros(320, dtype=np.int16))  # 20 ms more: no new chunk, the same reading
+    assert session.reading() is first
+    assert reader.read_digits(first.text).digits == "1"
+    flushed = session.reading(flush=True)  # the held-back features: "hai" too
+    assert reader.read_digits(flushed.text).digits == "12" and flushed is not first
+    assert session.reading(flush=True) is flushed
+    assert session.reading() == first  # without the flushed step: what the chunks hold
+    session.feed(np.zeros(int(16000 * 0.4), dtype=np.int16))  # the next whole chunk
+    later = session.reading()
+    assert reader.read_digits(later.text).digits == "12" and later.heard_s > first.heard_s
+    session.begin(ListenSpec(ListenMode.YESNO))  # a new turn forgets the last reading
+    assert session.reading().text == ""
+    session.close()
+
+
 def test_more_audio_after_a_flushed_reading_is_decoded_afresh(reader: Any) -> None:
     words = tuple(dict.fromkeys(ALL_WORDS))
     ids = {w: 2 + i for i, w in enumerate(words)}

@@ -60,6 +60,15 @@ def test_digit_by_digit(reader: NumberReader) -> None:
     assert digits(reader, text) == "0123456789"
 
 
+def test_a_text_is_read_once_and_its_reading_kept(reader: NumberReader) -> None:
+    # The live endpointer asks about the same running reading every 20 ms of a pause.
+    text = "dạ không chín một hai"
+    first = reader.read_digits(text)
+    assert reader.read_digits(text) is first and first.digits == "0912"
+    assert reader.read_digits("không chín một ba").digits == "0913"  # another text, read afresh
+    assert reader.read_yesno("dạ đúng rồi") is reader.read_yesno("dạ đúng rồi") is YesNo.YES
+
+
 @pytest.mark.parametrize(
     ("digit", "word"),
     [("0", "không"), ("1", "một"), ("2", "hai"), ("3", "ba"), ("4", "bốn"),

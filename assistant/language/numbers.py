@@ -67,6 +67,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -88,6 +89,10 @@ class YesNo(StrEnum):
 
     YES = "yes"
     NO = "no"
+
+
+#: Distinct texts whose readings a reader remembers (each a few hundred bytes).
+READING_CACHE: Final = 4096
 
 
 @dataclass(frozen=True)
@@ -287,16 +292,23 @@ class NumberReader:
         "_digit_lex",
         "_digit_values",
         "_digit_words",
+        "_digits_of",
         "_keypad",
         "_mark_penalty",
         "_number_words",
         "_ten_words",
         "_threshold",
         "_yesno_lex",
+        "_yesno_of",
     )
 
     def __init__(self, tables: Mapping[str, Any], *, source: str = "number tables") -> None:
         """Build from the parsed tables of ``data/numbers.toml`` (raises DataFileError)."""
+        # A reader is immutable once built and its readings are frozen values, so the same
+        # text is read once: the live endpointer asks about the same running reading every
+        # 20 ms frame of a pause, and the digit decoder reads its candidates' words again.
+        self._digits_of = lru_cache(maxsize=READING_CACHE)(self._read_digits)
+        self._yesno_of = lru_cache(maxsize=READING_CACHE)(self._read_yesno)
         t = _Tables(tables, source)
         fuzzy = t.table(tables, "fuzzy")
         self._threshold: float = t.number(fuzzy, "fuzzy", "threshold")
@@ -400,6 +412,9 @@ class NumberReader:
 
     def read_digits(self, text: str) -> DigitReading:
         """The digits in ``text`` (see the module doc for the rules)."""
+        return self._digits_of(text)
+
+    def _read_digits(self, text: str) -> DigitReading:
         items = self._lex(text, self._digit_lex, aliases=True)
         restarts = [i for i, item in enumerate(items) if item.kind == _RESTART]
         if restarts:
@@ -457,6 +472,9 @@ class NumberReader:
 
     def read_yesno(self, text: str) -> YesNo | None:
         """YES, NO, or None when unclear, contradictory or empty."""
+        return self._yesno_of(text)
+
+    def _read_yesno(self, text: str) -> YesNo | None:
         kinds = {item.kind for item in self._lex(text, self._yesno_lex, aliases=False)}
         strong = kinds & {_YES, _NO}
         if len(strong) == 1:

@@ -32,6 +32,7 @@ from assistant.core.errors import AssistantError, ConfigError
 from assistant.core.ports import CallMedia, Recognizer, RecognizerSession
 from assistant.core.settings import SpeechSettings, check_vad
 from assistant.ops.logs import call_context, use_json_logs
+from assistant.ops.memory import limit_malloc_arenas
 from assistant.ops.metrics import BoxMetrics, MeteredChannel, MeteredSession, parse_listen, serve
 from assistant.telephony.sip.callerid import CallerTrust
 
@@ -200,6 +201,7 @@ def run_sip(settings: SipSettings) -> int:
 
     if settings.log_format == "json":
         use_json_logs()
+    limit_malloc_arenas()  # a thread per call: without a cap the box grows call after call
     box_settings = BoxSettings(
         db_url=settings.db_url, speech=settings.speech, recognizer=True, voice_rate=PHONE_RATE
     )
