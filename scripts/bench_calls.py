@@ -233,7 +233,7 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def proc_peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+def proc_rss_mb(pid: int, field: str = "VmHWM") -> float:
     """The process's peak RSS (``VmHWM``), or its RSS now (``field="VmRSS"``), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{field}:"):
@@ -419,8 +419,8 @@ def run_level(
     print(f"  machine load average (1/5/15 min): {load} on {os.cpu_count()} cores")
     print(
         f"  box CPU {cpu:.1f} s in {wall:.1f} s = {cpu / wall:.2f} cores; "
-        f"peak RSS {proc_peak_rss_mb(box.proc.pid):.0f} MB, "
-        f"RSS now {proc_peak_rss_mb(box.proc.pid, 'VmRSS'):.0f} MB"
+        f"peak RSS {proc_rss_mb(box.proc.pid):.0f} MB, "
+        f"RSS now {proc_rss_mb(box.proc.pid, 'VmRSS'):.0f} MB"
     )
     if capture is not None:
         print(f"  box RTP out: {json.dumps(rtp_timing(capture.packets, box_ports))}")
@@ -490,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = (int(p) for p in box.cmd[box.cmd.index("--rtp-ports") + 1].split("-"))
         print(
             f"box ready {box.ready_after_s:.2f} s after start "
-            f"(RSS {proc_peak_rss_mb(box.proc.pid):.0f} MB peak so far); levels {levels}; "
+            f"(RSS {proc_rss_mb(box.proc.pid):.0f} MB peak so far); levels {levels}; "
             f"callers at niceness {args.callers_nice}"
         )
         used = 0

@@ -17,7 +17,6 @@ import json
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import urllib.request
@@ -180,7 +179,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pg_server: PgServer) -> It
     proxy: Kamailio | None = None
     try:
         for n in range(2):
-            port = free_port(socket.SOCK_STREAM)
+            port = free_port()
             metrics.append(port)
             boxes.append(
                 BoxProcess(

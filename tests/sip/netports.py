@@ -12,15 +12,13 @@ HOST = "127.0.0.1"
 _handed_out: set[int] = set()
 
 
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
+def free_port() -> int:
     """A port free now on both UDP and TCP, not handed out before in this process.
 
     Picked below the kernel's ephemeral range (and below the RTP ranges): a port the kernel
     handed out as ephemeral can be handed out again to any other socket before the test binds
-    it ("Address already in use" on a port that was free a moment ago). ``kind`` is kept for
-    callers that name the transport they need; the port is free on both.
+    it ("Address already in use" on a port that was free a moment ago).
     """
-    del kind
     rng = random.SystemRandom()
     for _ in range(200):
         port = rng.randrange(10000, 20000)

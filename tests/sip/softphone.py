@@ -12,7 +12,6 @@ length caps the call; pad it with silence when the box should be the one to hang
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import threading
 import time
@@ -94,7 +93,7 @@ class SoftphoneCaller:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.sip_port = free_port()
-        self.ctrl_port = free_port(socket.SOCK_STREAM)
+        self.ctrl_port = free_port()
         rtp_lo, rtp_hi = free_port_range(10)
         (self.workdir / "config").write_text(
             CONFIG_TEMPLATE.format(
