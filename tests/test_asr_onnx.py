@@ -538,3 +538,101 @@ def test_more_audio_after_a_flushed_reading_is_decoded_afresh(reader: Any) -> No
     free = session.reading(flush=True)
     assert free.text == "hai" and free.trailing_blank_s == pytest.approx((29 - 16) * 0.04)
     session.close()
+
+
+class CountingModel:
+    """The real model, with the offset of every step it runs."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.offsets: list[int] = []
+
+    def run(self, output_names: list[str] | None, input_feed: dict[str, Any]) -> list[Any]:
+        self.offsets.append(int(input_feed["offset"][0, 0]))
+        return list(self.inner.run(output_names, input_feed))
+
+
+class EndWatch:
+    """A session that counts the model steps its end() runs."""
+
+    def __init__(self, inner: OnnxSession, counting: CountingModel) -> None:
+        self.inner = inner
+        self.counting = counting
+        self.end_steps: list[int] = []
+
+    def begin(self, spec: ListenSpec) -> None:
+        self.inner.begin(spec)
+
+    def feed(self, pcm: PCM) -> str:
+        return self.inner.feed(pcm)
+
+    def reading(self, *, flush: bool = False) -> Any:
+        return self.inner.reading(flush=flush)
+
+    def end(self) -> Recognition:
+        before = len(self.counting.offsets)
+        result = self.inner.end()
+        self.end_steps.append(len(self.counting.offsets) - before)
+        return result
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.mark.corpus
+def test_a_complete_live_turn_ends_on_the_flushed_step_without_another(model: ModelData) -> None:
+    """On a live line the reading flushed in the caller's silence is complete; the turn then
+    ends on that very step: the silence after it is not fed, so end() runs no model step
+    again at the moment the reply is due. Speech after it is heard."""
+    from assistant.asr.engine import create_session
+    from assistant.call.channels.live import GrammarJudge, LiveChannel
+    from assistant.call.prompt_voice import PromptVoice
+    from assistant.core.dialog import Heard, Listen
+    from assistant.language.numbers import NumberReader
+    from assistant.language.prompts import Prompts
+    from assistant.testing.audio import FakeSynthesizer
+    from assistant.testing.media import ScriptedMedia, Silence, Speak
+
+    clips = corpus_clips()
+    reader = NumberReader.load()
+    voice = PromptVoice(Prompts.load(), FakeSynthesizer(16000, seconds_per_char=0.01), 16000)
+    counting = CountingModel(create_session(model))
+    recognizer = OnnxRecognizer(model, chunk_model=counting)
+    rng = np.random.default_rng(7)
+    waits: list[float] = []
+    for _ in range(3):
+        code = "".join(str(d) for d in rng.integers(0, 10, size=10))
+        media = ScriptedMedia(
+            [Silence(0.5), Speak(spliced(clips, code, rng)), Silence(3.0)], rate=16000
+        )
+        session = EndWatch(recognizer.open_session(), counting)
+        channel = LiveChannel(
+            media,
+            session,
+            16000,
+            voice,
+            clock=media.clock,
+            judge=GrammarJudge(reader),
+            stage=lambda name, seconds: waits.append(seconds) if name == "endpoint_wait" else None,
+        )
+        event = channel.listen(Listen.digits(10))
+        assert (
+            isinstance(event, Heard) and reader.read_digits(event.recognition.text).digits == code
+        )
+        if waits[-1] < 0.3:  # ended complete (an unsure reading waits the long silence)
+            assert session.end_steps == [0]
+    assert sum(w < 0.3 for w in waits) >= 2, waits
+
+    # A digit more after a pause shorter than the complete turn's silence: the silence kept
+    # back is heard after all, then the digit; nothing is lost.
+    code = "0123456789"
+    read = spliced(clips, code, rng)[:-4000]  # without the 0.25 s after the last digit
+    extra = np.concatenate([read, clips["5"][0]])
+    media = ScriptedMedia([Silence(0.5), Speak(extra), Silence(3.0)], rate=16000)
+    session = EndWatch(recognizer.open_session(), counting)
+    channel = LiveChannel(
+        media, session, 16000, voice, clock=media.clock, judge=GrammarJudge(reader)
+    )
+    event = channel.listen(Listen.digits(10))
+    assert isinstance(event, Heard)
+    assert reader.read_digits(event.recognition.text).digits == code + "5"

@@ -16,7 +16,7 @@ from assistant.call.channels.live import GrammarJudge, LiveChannel, LiveSettings
 from assistant.call.prompt_voice import PromptVoice
 from assistant.call.runtime import CallRuntime, CallSummary
 from assistant.core.dialog import Event, Heard, Listen, Outcome
-from assistant.core.ports import PCM, ListenMode, ListenSpec, PartialReading
+from assistant.core.ports import PCM, ListenMode, ListenSpec, PartialReading, Recognition
 from assistant.language.numbers import NumberReader
 from assistant.language.prompts import Prompts
 from assistant.testing.audio import FakeSynthesizer
@@ -224,6 +224,64 @@ def test_the_silence_before_the_caller_speaks_costs_no_recognition(  # type: ign
     event, session = listen_once(ScriptedMedia(list(script)), asr, voice, reader, lead_in_s=None)
     assert isinstance(event, Heard) and event.recognition.text == CODE_WORDS
     assert session.fed[-1] / asr.sample_rate >= 4.0  # without the lead-in: everything
+
+
+class FlushingSession:
+    """A session whose running reading lacks the last digit and the last 0.3 s until a
+    flushed reading hears them (as the model's held-back step does); it keeps every sample
+    it is fed."""
+
+    def __init__(self) -> None:
+        self.fed: list[PCM] = []
+
+    def begin(self, spec: ListenSpec) -> None:
+        self.fed = []
+
+    def feed(self, pcm: PCM) -> str:
+        self.fed.append(pcm.copy())
+        return ""
+
+    def reading(self, *, flush: bool = False) -> PartialReading:
+        words = CODE_WORDS if flush else CODE_WORDS.rsplit(" ", 1)[0]
+        heard_s = sum(len(p) for p in self.fed) / 8000 - (0.0 if flush else 0.3)
+        return PartialReading(words, (0.9,) * len(words.split()), heard_s, 0.12)
+
+    def end(self) -> Recognition:
+        return Recognition.of(CODE_WORDS)
+
+    def close(self) -> None:
+        return None
+
+
+def test_speech_after_a_complete_reading_is_heard_with_the_silence_before_it(
+    voice: PromptVoice, reader: NumberReader
+) -> None:
+    """A complete flushed reading keeps the silence after it from the recogniser (so that
+    end() can reuse that model step); when the caller speaks again within it, the recogniser
+    hears all of it at once, the pause and then the speech, so the turn still ends soon after
+    the new speech."""
+    loud = (3000 * np.sin(np.arange(8000) * 0.3)).astype(np.int16)
+    script: list[Step] = [Silence(1.0), Speak(loud), Silence(0.2), Speak(loud[:2400])]
+    media = ScriptedMedia([*script, Silence(3.0)])
+    session = FlushingSession()
+    stages: dict[str, float] = {}
+    channel = LiveChannel(
+        media,
+        session,
+        8000,
+        voice,
+        clock=media.clock,
+        judge=GrammarJudge(reader),
+        stage=stages.__setitem__,
+    )
+    event = channel.listen(Listen.digits(10))
+    assert isinstance(event, Heard)
+    assert stages["endpoint_wait"] < 0.3  # ended complete after the second stretch
+    fed = np.concatenate(session.fed)
+    # both stretches of speech whole, and the whole 0.2 s pause between them
+    assert np.count_nonzero(fed) >= 8000 + 2400 - 10
+    sounding = np.flatnonzero(fed)
+    assert int(np.diff(sounding).max()) - 1 >= 1600 - 2
 
 
 def test_the_lead_in_keeps_the_latency_and_the_endpoint(  # type: ignore[no-untyped-def]

@@ -9,8 +9,11 @@ A live turn ends the way :mod:`assistant.audio.endpoint` describes: after a long
 with a :class:`GrammarJudge`, as soon as the recogniser's running reading holds everything the
 turn expects (every digit still missing, or a clear yes or no) and a short silence confirms
 it. The channel asks the session for that reading (:func:`~assistant.core.ports.partial_reading`)
-only while the caller is quiet, and for a flushed one (one extra model step, which ``end``
-then reuses) at most once per pause, and only when the reading could then be complete. The
+only while the caller is quiet, and for a flushed one (one extra model step) at most once per
+pause, and only when the reading could then be complete. Once a flushed reading is complete,
+the silence after it is kept from the recogniser, so that a turn that ends complete ends on
+that very step (``end`` runs no model step at the moment the reply is due); speech, or any
+other end of the turn, hands the kept audio over first. The
 recogniser hears a turn from ``lead_in_s`` before the caller's speech started (the silence
 before it costs no model work; a turn that ends without speech is heard whole after all).
 Voice activity comes from the injected detector (Silero VAD in the box) or frame energy. A
@@ -223,6 +226,8 @@ class LiveChannel:
         self._hung_up = False
         self._utterance_open = False
         self._lead: _LeadIn | None = None
+        #: line audio kept from the recogniser after a flushed reading was complete (see _hear)
+        self._hold: list[PCM] | None = None
         self._turn_clock = (0.0, 0.0)  # (clock at the turn's start, audio heard from before)
 
     # -- speaking -------------------------------------------------------------------------------
@@ -296,6 +301,7 @@ class LiveChannel:
             if lead is not None
             else None
         )
+        self._hold = None
         self.session.begin(spec)
         self._utterance_open = True
         last_key_at = ep.now_s if keys else None
@@ -357,6 +363,11 @@ class LiveChannel:
             if ep.speaking or any(isinstance(e, SpeechStarted) for e in events):
                 for held in lead.release(lead.keep):
                     self._feed(to_asr, held)
+        elif self._hold is not None:
+            self._hold.append(samples)
+            events = ep.feed(samples)
+            if ep.speaking and ep.quiet_s < ep.settings.min_vad_quiet_s:  # the caller goes on
+                self._release_hold(to_asr)
         else:
             self._feed(to_asr, samples)
             events = ep.feed(samples)
@@ -370,8 +381,10 @@ class LiveChannel:
         if ep.quiet_s < s.min_vad_quiet_s:
             return None
         reading = partial_reading(self.session)
+        flushed = False
         if ep.wants_reading and self.judge.worth_flushing(spec, reading):
             reading = partial_reading(self.session, flush=True)
+            flushed = True
         if reading is None:
             return None
         skipped_s = lead.skipped / self.media.sample_rate if lead is not None else 0.0
@@ -380,11 +393,22 @@ class LiveChannel:
             reading.heard_s + skipped_s,
             reading.trailing_blank_s,
         )
+        if flushed and fact.complete and self._hold is None:
+            # The silence that follows adds only blank to a complete reading: keep it from
+            # the recogniser, so that if the turn ends complete, end() reuses this very model
+            # step instead of running one more at the moment the reply is due. Speech, or any
+            # other end of the turn, hands it all over first.
+            self._hold = []
         for e in ep.hear(fact):
             result = self._turn_over(ep, to_asr, e)
             if result is not None:
                 return result
         return None
+
+    def _release_hold(self, to_asr: StreamResampler) -> None:
+        held, self._hold = self._hold, None
+        for samples in held or ():
+            self._feed(to_asr, samples)
 
     def _feed(self, to_asr: StreamResampler, samples: PCM) -> None:
         partial = self.session.feed(to_asr.process(samples))
@@ -392,9 +416,12 @@ class LiveChannel:
             self.on_partial(partial)
 
     def _turn_over(self, ep: Endpointer, to_asr: StreamResampler, e: object) -> Event | None:
+        complete = isinstance(e, SpeechEnded) and e.complete
+        if not complete and isinstance(e, SpeechEnded | MaxSpeech | EpNoInput):
+            self._release_hold(to_asr)
         if isinstance(e, SpeechEnded | MaxSpeech):
             decided = self.clock()
-            if not (isinstance(e, SpeechEnded) and e.complete):
+            if not complete:
                 # after a complete reading and a silence the resampler's last few samples add
                 # nothing, and leaving them out lets end() reuse the flushed model step
                 tail = to_asr.flush()

@@ -1,0 +1,182 @@
+"""Folding the weights the model dequantises on every run (assistant.asr.fold).
+
+A small QDQ graph pins which nodes are folded and that the folded graph computes the same; the
+real model (skipped without viet-asr) pins what is folded there and that a recorded code still
+reads the same.
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from assistant.asr.fold import fold_dequantized_weights
+from assistant.core.errors import RecognizerError
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402  (after the skips above)
+
+RNG = np.random.default_rng(5)
+
+
+def _int8(shape: tuple[int, ...]) -> np.ndarray:
+    return RNG.integers(-120, 120, size=shape, dtype=np.int8)
+
+
+def qdq_graph() -> bytes:
+    """y_int8 = MatMul(DQ(DynamicQuantizeLinear(x)), DQ(w1))  (onnxruntime runs it in int8)
+    y_float = MatMul(DQ(t), DQ(w2))  (a float MatMul: t is a computed int8 tensor)
+    y_nbits = MatMul(x, DQ(w1))  (onnxruntime makes it a block-quantised MatMul)
+    y_conv = Conv(image, DQ(k) per output channel) + DQ(bias)"""
+    inits = [
+        numpy_helper.from_array(_int8((8, 8)), "w1"),
+        numpy_helper.from_array(np.array(0.02, np.float32), "w1_scale"),
+        numpy_helper.from_array(np.array(0, np.int8), "w1_zero"),
+        numpy_helper.from_array(_int8((8, 8)), "w2"),
+        numpy_helper.from_array(np.array(0.03, np.float32), "w2_scale"),
+        numpy_helper.from_array(np.array(3, np.int8), "w2_zero"),
+        numpy_helper.from_array(_int8((4, 2, 3, 3)), "k"),
+        numpy_helper.from_array(np.array([0.01, 0.02, 0.03, 0.04], np.float32), "k_scale"),
+        numpy_helper.from_array(np.array([0, 1, -1, 2], np.int8), "k_zero"),
+        numpy_helper.from_array(_int8((1, 4, 1, 1)), "bias"),
+        numpy_helper.from_array(np.array(0.05, np.float32), "bias_scale"),
+        numpy_helper.from_array(np.array(0, np.int8), "bias_zero"),
+    ]
+    nodes = [
+        helper.make_node("DynamicQuantizeLinear", ["x"], ["xq", "xs", "xz"]),
+        helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+        helper.make_node("DequantizeLinear", ["w1", "w1_scale", "w1_zero"], ["w1d"], name="dq_w1"),
+        helper.make_node("MatMul", ["xd", "w1d"], ["y_int8"]),
+        helper.make_node("DequantizeLinear", ["w2", "w2_scale", "w2_zero"], ["w2d"], name="dq_w2"),
+        helper.make_node("DequantizeLinear", ["t", "w2_scale"], ["td"]),
+        helper.make_node("MatMul", ["td", "w2d"], ["y_float"]),
+        helper.make_node("MatMul", ["x", "w1d"], ["y_nbits"]),
+        helper.make_node("DequantizeLinear", ["k", "k_scale", "k_zero"], ["kd"], axis=0),
+        helper.make_node("Conv", ["image", "kd"], ["conv"]),
+        helper.make_node("DequantizeLinear", ["bias", "bias_scale", "bias_zero"], ["biasd"]),
+        helper.make_node("Add", ["conv", "biasd"], ["y_conv"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "qdq",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8]),
+            helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 2, 5, 5]),
+            helper.make_tensor_value_info("t", TensorProto.INT8, [4, 8]),
+        ],
+        [
+            helper.make_tensor_value_info("y_int8", TensorProto.FLOAT, [4, 8]),
+            helper.make_tensor_value_info("y_float", TensorProto.FLOAT, [4, 8]),
+            helper.make_tensor_value_info("y_conv", TensorProto.FLOAT, [1, 4, 3, 3]),
+            helper.make_tensor_value_info("y_nbits", TensorProto.FLOAT, [4, 8]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
+
+
+def run(graph: bytes, feed: dict[str, np.ndarray]) -> list[Any]:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    return list(session.run(None, feed))
+
+
+def test_constant_weights_used_in_float_are_folded_and_int8_ones_left_alone() -> None:
+    source = qdq_graph()
+    folded = fold_dequantized_weights(source)
+    assert folded.nodes == 3  # w2 (float MatMul), the convolution's kernel, the bias
+    assert folded.values == 64 + 72 + 4
+    graph = onnx.load_from_string(folded.onnx).graph
+    left = [n.name for n in graph.node if n.op_type == "DequantizeLinear" and n.name]
+    assert left == ["dq_w1"]  # the int8 MatMuls' weight stays int8
+    names = {t.name for t in graph.initializer}
+    assert {"w2d", "kd", "biasd", "w1"} <= names and not {"w2", "k", "bias"} & names
+
+    feed = {
+        "x": RNG.standard_normal((4, 8)).astype(np.float32),
+        "image": RNG.standard_normal((1, 2, 5, 5)).astype(np.float32),
+        "t": _int8((4, 8)),
+    }
+    before, after = run(source, feed), run(folded.onnx, feed)
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_folded_values_are_exactly_what_dequantize_linear_computes() -> None:
+    source_graph = qdq_graph()
+    source = {
+        t.name: numpy_helper.to_array(t)
+        for t in onnx.load_from_string(source_graph).graph.initializer
+    }
+    got = {
+        t.name: numpy_helper.to_array(t)
+        for t in onnx.load_from_string(
+            fold_dequantized_weights(source_graph).onnx
+        ).graph.initializer
+    }
+    k = source["k"].astype(np.int32) - source["k_zero"].astype(np.int32).reshape(4, 1, 1, 1)
+    expected = k.astype(np.float32) * source["k_scale"].reshape(4, 1, 1, 1)
+    assert got["kd"].dtype == np.float32
+    np.testing.assert_array_equal(got["kd"], expected)
+    w2 = (source["w2"].astype(np.int32) - 3).astype(np.float32) * np.float32(0.03)
+    np.testing.assert_array_equal(got["w2d"], w2)
+
+
+def test_bytes_that_are_not_onnx_are_a_clear_error() -> None:
+    with pytest.raises(RecognizerError) as info:
+        fold_dequantized_weights(b"\xff\x00 not a model")
+    assert info.value.code == "asr_load_failed"
+
+
+# -- the real model -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model() -> Any:
+    from assistant.asr.model import load_model
+
+    try:
+        return load_model()
+    except RecognizerError as exc:
+        if exc.code == "asr_model_missing":
+            pytest.skip(f"viet-asr is not installed: {exc}")
+        raise
+
+
+def test_the_real_model_loses_its_per_step_dequantisation_and_reads_the_same(model: Any) -> None:
+    from assistant.asr.engine import OnnxRecognizer
+    from assistant.core.ports import ListenMode, ListenSpec
+
+    folded = fold_dequantized_weights(model.onnx)
+    # 12 layers x (two pointwise and one depthwise convolution kernels, the positional
+    # projection) and the two front-end kernels: 11.6 million values
+    assert folded.nodes == 50 and folded.values == 11_610_816
+    wav = Path(__file__).parent / "fixtures" / "asr"
+    clips = sorted(wav.glob("*.wav"))
+    if not clips:
+        pytest.skip("no fixture audio")
+    readings = []
+    for fold in (False, True):
+        recognizer = OnnxRecognizer(model, fold_weights=fold)
+        session = recognizer.open_session()
+        spec = ListenSpec(ListenMode.DIGITS, 10)
+        texts = []
+        for clip in clips:
+            with wave.open(str(clip)) as w:
+                pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+            session.begin(spec)
+            for i in range(0, len(pcm), 320):
+                session.feed(pcm[i : i + 320])
+            texts.append(session.end().text)
+        readings.append(texts)
+        recognizer.close()
+    assert readings[0] == readings[1]
