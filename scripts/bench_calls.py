@@ -446,6 +446,12 @@ def main(argv: list[str] | None = None) -> int:
         help="dial the N calls evenly over this many seconds instead of all at once (callers "
         "who ring independently; every call is still in progress with the others)",
     )
+    parser.add_argument(
+        "--box-arg",
+        action="append",
+        default=[],
+        help="one more argument for the box's command line (repeat it: --box-arg=--asr-unfolded)",
+    )
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.calls.split(",") if x.strip()]
     if not levels or min(levels) < 1:
@@ -481,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         max_calls=max(levels),
         rtp_timeout_s=10,
         # every caller rings from 127.0.0.1: lift the per-address limit (issue 13) for the run
-        extra=["--max-calls-per-source", str(max(levels))],
+        extra=["--max-calls-per-source", str(max(levels)), *args.box_arg],
     )
     try:
         box.wait_ready(120)

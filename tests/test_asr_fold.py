@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from assistant.asr.fold import fold_dequantized_weights
+from assistant.asr.fold import cached, fold_dequantized_weights, folded_model, folded_path
+from assistant.asr.fold import main as fold_main
 from assistant.core.errors import RecognizerError
 
 onnx = pytest.importorskip("onnx")
@@ -135,6 +136,64 @@ def test_bytes_that_are_not_onnx_are_a_clear_error() -> None:
     with pytest.raises(RecognizerError) as info:
         fold_dequantized_weights(b"\xff\x00 not a model")
     assert info.value.code == "asr_load_failed"
+
+
+# -- kept on disk -------------------------------------------------------------------------------
+
+
+def toy_model() -> Any:
+    from assistant.asr.model import ModelData
+
+    return ModelData(onnx=qdq_graph(), tokens=(), library=Path("toy.so"), sha256="ab" * 32)
+
+
+def test_the_folded_graph_is_written_once_and_then_loaded_from_disk(tmp_path: Path) -> None:
+    model = toy_model()
+    first = folded_model(model, tmp_path)
+    assert first == folded_path(model, tmp_path) and isinstance(first, Path)
+    assert first.read_bytes() == fold_dequantized_weights(model.onnx).onnx
+    stamp = first.stat().st_mtime_ns
+    assert folded_model(model, tmp_path) == first and first.stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in tmp_path.iterdir()) == [first.name, first.stem + ".sha256"]
+    run(
+        first.read_bytes(),
+        {
+            "x": np.ones((4, 8), np.float32),
+            "image": np.ones((1, 2, 5, 5), np.float32),
+            "t": _int8((4, 8)),
+        },
+    )
+
+
+def test_a_damaged_folded_file_is_rebuilt(tmp_path: Path) -> None:
+    model = toy_model()
+    path = folded_model(model, tmp_path)
+    assert isinstance(path, Path)
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])  # a copy cut short
+    assert cached(model, tmp_path) is None
+    assert folded_model(model, tmp_path) == path and path.read_bytes() == whole
+
+
+def test_a_folder_that_cannot_be_written_folds_in_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = toy_model()
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    result = folded_model(model, blocked)
+    assert result == fold_dequantized_weights(model.onnx).onnx
+    assert "folding it in memory" in caplog.text
+
+
+def test_the_command_builds_the_file_and_then_says_it_is_there(
+    tmp_path: Path, model: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert fold_main(["--dir", str(tmp_path)]) == 0
+    assert "dequantised once" in capsys.readouterr().out
+    assert cached(model, tmp_path) == folded_path(model, tmp_path)
+    assert fold_main(["--dir", str(tmp_path)]) == 0
+    assert "already folded" in capsys.readouterr().out
 
 
 # -- the real model -----------------------------------------------------------------------------

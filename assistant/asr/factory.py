@@ -15,7 +15,7 @@ def make_recognizer(settings: SpeechSettings) -> Recognizer:
     if settings.asr == "onnx":
         from assistant.asr.engine import OnnxRecognizer
 
-        return OnnxRecognizer.load(threads=settings.asr_threads)
+        return OnnxRecognizer.load(threads=settings.asr_threads, fold_weights=settings.asr_fold)
     if settings.asr == "vietasr":
         from assistant.asr.vietasr import VietAsrRecognizer
 

@@ -13,12 +13,27 @@ every weight that onnxruntime runs in int8 alone. onnxruntime can then also lay 
 convolutions' weights out for its blocked kernels ahead of time. The model's arithmetic is the
 same; the float sums may be taken in another order by those kernels (the last bits of a
 log-probability move; ``scripts/bench_robust.py`` measures what that does to readings).
+
+**On disk, once.** Rewriting the graph in memory costs the process a few hundred megabytes at
+start-up (the graph parsed, rewritten and serialised beside the model's own bytes), memory a
+long-running box would keep. :func:`folded_model` therefore writes the folded graph to the
+models folder once (``asr_models/vietasr-<model digest>-fold<version>.onnx``, with its SHA-256
+beside it) and onnxruntime loads it from there; ``scripts/install.sh`` builds it
+(``python -m assistant.asr.fold``). A file whose digest does not match is rebuilt; a folder
+that cannot be written leaves the fold in memory, with a log line.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
+import logging
+import os
+import sys
+import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +44,12 @@ from assistant.core.errors import RecognizerError
 if TYPE_CHECKING:
     import onnx
 
+    from assistant.asr.model import ModelData
+
+log = logging.getLogger(__name__)
+
+#: Changes whenever the rewrite changes, so that an older folded file is not used.
+FOLD_VERSION = 1
 #: Node kinds whose dequantised constant input onnxruntime never runs in int8.
 FLOAT_CONSUMERS = frozenset({"Conv", "Add"})
 
@@ -142,3 +163,94 @@ def _dequantize(
     centred = x.astype(np.int32) - zero.astype(np.int32)
     result: npt.NDArray[np.float32] = (centred.astype(np.float32) * scale).astype(np.float32)
     return result
+
+
+def folded_path(model: ModelData, directory: Path) -> Path:
+    """Where the folded graph of ``model`` lives in ``directory``."""
+    return directory / f"vietasr-{model.sha256[:16]}-fold{FOLD_VERSION}.onnx"
+
+
+def _digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def cached(model: ModelData, directory: Path) -> Path | None:
+    """The folded graph's file when it is there and whole (its digest as recorded)."""
+    path = folded_path(model, directory)
+    try:
+        recorded = path.with_suffix(".sha256").read_text(encoding="ascii").strip()
+        return path if recorded == _digest(path) else None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def write_folded(model: ModelData, directory: Path) -> tuple[Path, Folded]:
+    """Fold ``model`` and write it to ``directory`` (atomically: a box starting at the same
+    time sees the old state or the whole new file). Raises ``OSError`` when it cannot."""
+    folded = fold_dequantized_weights(model.onnx)
+    path = folded_path(model, directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(folded.onnx).hexdigest()
+    for target, data in ((path, folded.onnx), (path.with_suffix(".sha256"), digest.encode())):
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".fold-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o644)  # a model file, as readable as the models folder itself
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return path, folded
+
+
+def folded_model(model: ModelData, directory: Path) -> Path | bytes:
+    """The folded graph for onnxruntime: its file in ``directory`` (written now if missing or
+    damaged), or, when the folder cannot be written, the folded bytes themselves."""
+    path = cached(model, directory)
+    if path is not None:
+        return path
+    try:
+        return write_folded(model, directory)[0]
+    except OSError as exc:
+        log.warning(
+            "cannot keep the folded acoustic model in %s (%s); folding it in memory",
+            directory,
+            type(exc).__name__,
+        )
+        return fold_dequantized_weights(model.onnx).onnx
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the folded model in the models folder (``scripts/install.sh`` runs this)."""
+    from assistant.asr.model import load_model
+    from assistant.core.paths import models_dir
+
+    parser = argparse.ArgumentParser(prog="python -m assistant.asr.fold", description=main.__doc__)
+    parser.add_argument("--dir", type=Path, default=None, help="default: the models folder")
+    args = parser.parse_args(argv)
+    directory = args.dir or models_dir()
+    try:
+        model = load_model()
+    except RecognizerError as exc:
+        print(f"error [{exc.code}]: {exc}", file=sys.stderr)
+        return 1
+    path = cached(model, directory)
+    if path is not None:
+        print(f"{path}: already folded")
+        return 0
+    try:
+        path, folded = write_folded(model, directory)
+    except OSError as exc:
+        print(f"error: cannot write to {directory}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{path}: {folded.nodes} weights, {folded.values} values dequantised once")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -31,6 +31,12 @@ def add_speech_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--asr-model", type=Path, help="model directory (vosk)")
     parser.add_argument("--asr-threads", type=int, default=1, help="recogniser threads")
+    parser.add_argument(
+        "--asr-unfolded",
+        action="store_true",
+        help="onnx: run the model as shipped, its weights dequantised on every step (slower; "
+        "for comparisons)",
+    )
 
 
 def add_voice_args(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +63,7 @@ def speech_settings(args: argparse.Namespace) -> SpeechSettings:
         asr=args.asr,
         asr_model=args.asr_model,
         asr_threads=args.asr_threads,
+        asr_fold=not getattr(args, "asr_unfolded", False),
         tts_rate_wpm=getattr(args, "tts_rate", 160),
         prompt_pack=getattr(args, "prompt_pack", None),
         voice=getattr(args, "voice", DEFAULT_VOICE),

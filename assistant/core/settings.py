@@ -58,6 +58,8 @@ class SpeechSettings:
     asr: str = DEFAULT_ASR
     asr_model: Path | None = None  # Vosk: the model directory
     asr_threads: int = 1
+    #: onnx: the weights the model dequantises on every step dequantised once (assistant.asr.fold)
+    asr_fold: bool = True
     tts_voice: str = "vi"
     tts_rate_wpm: int = 160
     prompt_pack: Path | None = None
@@ -71,6 +73,8 @@ class SpeechSettings:
             )
         if self.asr_model is not None and self.asr != "vosk":
             raise ConfigError("--asr-model is only used by the vosk recogniser")
+        if not self.asr_fold and self.asr != "onnx":
+            raise ConfigError("--asr-unfolded is only used by the onnx recogniser")
         if not 1 <= self.asr_threads <= 16:
             raise ConfigError("asr_threads must be within 1..16")
         if not 80 <= self.tts_rate_wpm <= 300:

@@ -32,7 +32,7 @@ from assistant.core.errors import AssistantError, ConfigError
 from assistant.core.ports import CallMedia, Recognizer, RecognizerSession
 from assistant.core.settings import SpeechSettings, check_vad
 from assistant.ops.logs import call_context, use_json_logs
-from assistant.ops.memory import limit_malloc_arenas
+from assistant.ops.memory import limit_malloc_arenas, release_free_memory
 from assistant.ops.metrics import BoxMetrics, MeteredChannel, MeteredSession, parse_listen, serve
 from assistant.telephony.sip.callerid import CallerTrust
 
@@ -215,6 +215,7 @@ def run_sip(settings: SipSettings) -> int:
         box.store.health()  # fail now, not on the first caller
         assert box.voice is not None and box.recognizer is not None
         box.voice.preload()  # fixed prompts rendered once, before the first call
+        release_free_memory()  # what loading freed, back to the system before the calls
         handler = SipBox(
             box,
             log_dir=settings.log_dir,
