@@ -8,6 +8,7 @@ reads the same.
 from __future__ import annotations
 
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -224,11 +225,12 @@ def test_the_real_model_loses_its_per_step_dequantisation_and_reads_the_same(mod
     if not clips:
         pytest.skip("no fixture audio")
     readings = []
-    for make in (
+    makers: tuple[Callable[[], OnnxRecognizer], ...] = (
         lambda: OnnxRecognizer(model, fold_weights=False),
         lambda: OnnxRecognizer(model, fold_weights=True),
         OnnxRecognizer.load,  # the box's way: from the folded file in asr_models/
-    ):
+    )
+    for make in makers:
         recognizer = make()
         session = recognizer.open_session()
         spec = ListenSpec(ListenMode.DIGITS, 10)
