@@ -311,10 +311,11 @@ def load_engine(name: str, threads: int) -> tuple[Recognizer, float, float]:
     started = time.perf_counter()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     rec: Recognizer
-    if name == "onnx":
+    if name in ("onnx", "onnx-unfolded"):
         from assistant.asr.engine import OnnxRecognizer
 
-        rec = OnnxRecognizer.load(threads=threads)
+        # onnx-unfolded: the graph as shipped, its weights dequantised on every step
+        rec = OnnxRecognizer.load(threads=threads, fold_weights=name == "onnx")
     elif name == "vietasr":
         from assistant.asr.vietasr import VietAsrRecognizer
 

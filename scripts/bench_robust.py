@@ -524,14 +524,16 @@ def report(
     for (n, cond), a in yesno.items():
         if a.wrong_files:
             print(f"  {n}, {cond}: heard wrong: {', '.join(a.wrong_files)}")
-    cpu = sum(t.cpu for (n, _), t in codes.items() if n == "onnx")
-    cpu += sum(a.cpu for (n, _), a in yesno.items() if n == "onnx")
-    audio = sum(t.audio for (n, _), t in codes.items() if n == "onnx")
-    audio += sum(a.audio for (n, _), a in yesno.items() if n == "onnx")
-    if audio:
-        print(
-            f"\nonnx real-time factor over everything (process CPU, one thread): {cpu / audio:.3f}"
-        )
+    for engine in (n for n in names if n.startswith("onnx")):
+        cpu = sum(t.cpu for (n, _), t in codes.items() if n == engine)
+        cpu += sum(a.cpu for (n, _), a in yesno.items() if n == engine)
+        audio = sum(t.audio for (n, _), t in codes.items() if n == engine)
+        audio += sum(a.audio for (n, _), a in yesno.items() if n == engine)
+        if audio:
+            print(
+                f"\n{engine} real-time factor over everything (process CPU, one thread): "
+                f"{cpu / audio:.3f}"
+            )
 
 
 if __name__ == "__main__":
