@@ -1,4 +1,5 @@
-"""Shared fixtures: the databases every store test runs on (SQLite and PostgreSQL).
+"""Shared fixtures: the databases every store test runs on (SQLite and PostgreSQL), and the
+acoustic model inside viet-asr (``model``: skipped when viet-asr is not installed).
 
 ``db_url`` is parametrised: ``[sqlite]`` is a fresh file under ``tmp_path``; ``[postgresql]``
 an empty ``public`` schema in a throwaway server (``tests/pg_server.py``) that the first such
@@ -14,6 +15,9 @@ from pathlib import Path
 
 import pytest
 from pg_server import MISSING_REASON, PgServer, find_pg_bin
+
+from assistant.asr.model import ModelData, load_model
+from assistant.core.errors import RecognizerError
 
 BACKENDS = ("sqlite", "postgresql")
 HAVE_PSYCOPG = importlib.util.find_spec("psycopg") is not None
@@ -73,3 +77,14 @@ def db_url(db_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> s
     url = str(request.getfixturevalue("pg_database"))
     reset_pg_schema(url)
     return url
+
+
+@pytest.fixture(scope="module")
+def model() -> ModelData:
+    """The model of the installed viet-asr wheel, extracted and checked."""
+    try:
+        return load_model()
+    except RecognizerError as exc:
+        if exc.code == "asr_model_missing":
+            pytest.skip(f"viet-asr is not installed: {exc}")
+        raise

@@ -200,18 +200,6 @@ def test_the_command_builds_the_file_and_then_says_it_is_there(
 # -- the real model -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def model() -> Any:
-    from assistant.asr.model import load_model
-
-    try:
-        return load_model()
-    except RecognizerError as exc:
-        if exc.code == "asr_model_missing":
-            pytest.skip(f"viet-asr is not installed: {exc}")
-        raise
-
-
 def test_the_real_model_loses_its_per_step_dequantisation_and_reads_the_same(model: Any) -> None:
     from assistant.asr.engine import OnnxRecognizer
     from assistant.core.ports import ListenMode, ListenSpec

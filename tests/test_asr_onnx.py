@@ -52,16 +52,6 @@ def decode(session: OnnxSession, pcm: PCM, spec: ListenSpec, chunk: int = 320) -
 
 
 @pytest.fixture(scope="module")
-def model() -> ModelData:
-    try:
-        return load_model()
-    except RecognizerError as exc:
-        if exc.code == "asr_model_missing":
-            pytest.skip(f"viet-asr is not installed: {exc}")
-        raise
-
-
-@pytest.fixture(scope="module")
 def recognizer(model: ModelData) -> OnnxRecognizer:
     return OnnxRecognizer(model, threads=1)
 

@@ -94,11 +94,14 @@ def create_session(
     (:mod:`assistant.asr.fold`; a step 20-30 % cheaper, issue 11), the folded graph kept in
     ``fold_dir`` (default: the models folder) and loaded from there.
     """
-    graph: bytes | str = model.onnx
-    if fold:
-        folded = folded_model(model, fold_dir if fold_dir is not None else models_dir())
-        graph = str(folded) if isinstance(folded, Path) else folded
-    return open_graph(graph, threads)
+    return open_graph(folded_graph(model, fold_dir) if fold else model.onnx, threads)
+
+
+def folded_graph(model: ModelData, fold_dir: Path | None = None) -> bytes | str:
+    """The folded graph for onnxruntime: its file's path (``fold_dir``, default the models
+    folder), or its bytes when the folder cannot be written."""
+    folded = folded_model(model, fold_dir if fold_dir is not None else models_dir())
+    return str(folded) if isinstance(folded, Path) else folded
 
 
 def open_graph(graph: bytes | str, threads: int = 1) -> ChunkModel:
@@ -239,14 +242,12 @@ class OnnxRecognizer:
         model = load_model(library)
         chunk_model: ChunkModel | None = None
         if fold_weights:
-            folded = folded_model(model, models_dir())
-            if isinstance(folded, Path):
+            graph = folded_graph(model)
+            if isinstance(graph, str):
                 # onnxruntime reads the folded file: the model's own 69 MB of bytes are freed
                 # first (the extraction cache holds them weakly), not kept through the load
                 model = ModelData(b"", model.tokens, model.library, model.sha256)
-                chunk_model = open_graph(str(folded), threads)
-            else:
-                chunk_model = open_graph(folded, threads)
+            chunk_model = open_graph(graph, threads)
         recognizer = cls(model, threads=threads, chunk_model=chunk_model, fold_weights=fold_weights)
         recognizer.load_info = LoadInfo(
             time.perf_counter() - started, _peak_rss_mb(), recognizer.model_sha256
