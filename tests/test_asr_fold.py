@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from assistant.asr.fold import cached, fold_dequantized_weights, folded_model, folded_path
+from assistant.asr.fold import (
+    cache_projected_frames,
+    cached,
+    fold_dequantized_weights,
+    folded_model,
+    folded_path,
+    prepare,
+)
 from assistant.asr.fold import main as fold_main
 from assistant.core.errors import RecognizerError
 
@@ -139,6 +146,104 @@ def test_bytes_that_are_not_onnx_are_a_clear_error() -> None:
     assert info.value.code == "asr_load_failed"
 
 
+# -- the convolution module's cache -------------------------------------------------------------
+
+CACHED, NEW, CH = 6, 2, 4  # frames kept, frames per step, channels (the model: 30, 10, 448)
+
+
+def conv_module_graph() -> bytes:
+    """One convolution module's front as the model has it: the cache (input frames) and the new
+    frames concatenated, the last CACHED kept as the next cache, a pointwise convolution and a
+    GLU over all of them; ``g`` is the GLU's output for every frame, cached ones included."""
+    rng = np.random.default_rng(11)
+    inits = [
+        numpy_helper.from_array(np.array(0, np.int64), "layer"),
+        numpy_helper.from_array(np.array([0, 0, NEW], np.int64), "starts"),
+        numpy_helper.from_array(np.array([2**31 - 1, 2**31 - 1, CACHED + NEW], np.int64), "ends"),
+        numpy_helper.from_array(np.array([0, 1, 2], np.int64), "axes"),
+        numpy_helper.from_array(np.array([-1, 1, CH, CACHED], np.int64), "cache_shape"),
+        numpy_helper.from_array(np.array([2], np.int64), "unsq"),
+        numpy_helper.from_array(rng.standard_normal((2 * CH, CH, 1, 1)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.standard_normal(2 * CH).astype(np.float32), "b"),
+        numpy_helper.from_array(np.array([-1, CACHED + NEW, 2 * CH], np.int64), "glu_shape"),
+    ]
+    nodes = [
+        helper.make_node("Gather", ["cnn_cache", "layer"], ["held"], axis=1),
+        helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1]),
+        helper.make_node("Concat", ["held", "xt"], ["all"], axis=2, name="concat"),
+        helper.make_node("Slice", ["all", "starts", "ends", "axes"], ["kept"], name="cut"),
+        helper.make_node("Reshape", ["kept", "cache_shape"], ["r_cnn_cache"]),
+        helper.make_node("Unsqueeze", ["all", "unsq"], ["all4"], name="unsqueeze"),
+        helper.make_node("Conv", ["all4", "w", "b"], ["pw"], name="conv"),
+        helper.make_node("Transpose", ["pw"], ["pwt"], perm=[0, 2, 3, 1], name="transpose"),
+        helper.make_node("Reshape", ["pwt", "glu_shape"], ["pwr"], name="reshape"),
+        helper.make_node("Split", ["pwr"], ["a", "gate"], axis=2, name="split"),
+        helper.make_node("Sigmoid", ["gate"], ["sg"], name="sigmoid"),
+        helper.make_node("Mul", ["a", "sg"], ["g"], name="glu"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "conv_module",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", NEW, CH]),
+            helper.make_tensor_value_info("offset", TensorProto.INT64, ["B", 1]),
+            helper.make_tensor_value_info("cnn_cache", TensorProto.FLOAT, ["B", 1, CH, CACHED]),
+        ],
+        [
+            helper.make_tensor_value_info("g", TensorProto.FLOAT, ["B", CACHED + NEW, CH]),
+            helper.make_tensor_value_info("r_cnn_cache", TensorProto.FLOAT, ["B", 1, CH, CACHED]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
+
+
+def stream(graph: bytes, steps: list[np.ndarray]) -> list[np.ndarray]:
+    """Each step's GLU output, from zero caches at offset 0, each step's cache fed back."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    cache = np.zeros((1, 1, CH, CACHED), np.float32)
+    outputs = []
+    for i, x in enumerate(steps):
+        feed = {"x": x, "offset": np.array([[NEW * i]], np.int64), "cnn_cache": cache}
+        g, cache = session.run(None, feed)
+        outputs.append(g)
+    return outputs
+
+
+def test_the_cache_holds_projected_frames_and_every_step_computes_the_same() -> None:
+    source = conv_module_graph()
+    graph_model = onnx.load_from_string(source)
+    assert cache_projected_frames(graph_model.graph) == 1
+    onnx.checker.check_model(graph_model)
+    nodes = graph_model.graph.node
+    producer = {out: n for n in nodes for out in n.output}
+    # the pointwise convolution now sees the new frames only, and a zero frame (the GLU of
+    # what an all-zero cache holds, used at offset 0)
+    convs = [n for n in nodes if n.op_type == "Conv"]
+    assert len(convs) == 2
+    sources = {
+        producer[c.input[0]].op_type if c.input[0] in producer else c.input[0] for c in convs
+    }
+    assert sources == {"Unsqueeze", "pc0/zeros"}
+    assert producer[next(c for c in convs if c.input[0] in producer).input[0]].input[0] == "xt"
+    rewritten = graph_model.SerializeToString()
+    steps = [RNG.standard_normal((1, NEW, CH)).astype(np.float32) for _ in range(6)]
+    for before, after in zip(stream(source, steps), stream(rewritten, steps), strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_a_graph_without_the_pattern_is_left_alone() -> None:
+    graph_model = onnx.load_from_string(qdq_graph())
+    before = graph_model.SerializeToString()
+    assert cache_projected_frames(graph_model.graph) == 0
+    assert graph_model.SerializeToString() == before
+
+
 # -- kept on disk -------------------------------------------------------------------------------
 
 
@@ -152,7 +257,7 @@ def test_the_folded_graph_is_written_once_and_then_loaded_from_disk(tmp_path: Pa
     model = toy_model()
     first = folded_model(model, tmp_path)
     assert first == folded_path(model, tmp_path) and isinstance(first, Path)
-    assert first.read_bytes() == fold_dequantized_weights(model.onnx).onnx
+    assert first.read_bytes() == prepare(model.onnx).onnx
     stamp = first.stat().st_mtime_ns
     assert folded_model(model, tmp_path) == first and first.stat().st_mtime_ns == stamp
     assert sorted(p.name for p in tmp_path.iterdir()) == [first.name, first.stem + ".sha256"]
@@ -204,10 +309,11 @@ def test_the_real_model_loses_its_per_step_dequantisation_and_reads_the_same(mod
     from assistant.asr.engine import OnnxRecognizer
     from assistant.core.ports import ListenMode, ListenSpec
 
-    folded = fold_dequantized_weights(model.onnx)
+    folded = prepare(model.onnx)
     # 12 layers x (two pointwise and one depthwise convolution kernels, the positional
-    # projection) and the two front-end kernels: 11.6 million values
-    assert folded.nodes == 50 and folded.values == 11_610_816
+    # projection) and the two front-end kernels: 11.6 million values; and each layer's
+    # convolution cache
+    assert folded.nodes == 50 and folded.values == 11_610_816 and folded.projected_caches == 12
     wav = Path(__file__).parent / "fixtures" / "asr"
     clips = sorted(wav.glob("*.wav"))
     if not clips:
@@ -233,3 +339,40 @@ def test_the_real_model_loses_its_per_step_dequantisation_and_reads_the_same(mod
         readings.append(texts)
         recognizer.close()
     assert readings[0] == readings[1] == readings[2]
+
+
+def test_the_real_models_projected_caches_give_the_same_log_probabilities_bit_for_bit(
+    model: Any,
+) -> None:
+    from assistant.asr.engine import (
+        ATT_CACHE_SHAPE,
+        CHUNK_FRAMES,
+        CNN_CACHE_SHAPE,
+        OUT_FRAMES,
+        STEP_FRAMES,
+        open_graph,
+    )
+    from assistant.asr.features import compute_fbank
+
+    clips = sorted((Path(__file__).parent / "fixtures" / "asr").glob("*.wav"))
+    if not clips:
+        pytest.skip("no fixture audio")
+    with wave.open(str(clips[0])) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+    feats = compute_fbank(pcm)
+    outputs = []
+    for graph in (fold_dequantized_weights(model.onnx).onnx, prepare(model.onnx).onnx):
+        session = open_graph(graph)
+        att = np.zeros(ATT_CACHE_SHAPE, np.float32)
+        cnn = np.zeros(CNN_CACHE_SHAPE, np.float32)
+        steps = []
+        for k in range((len(feats) - CHUNK_FRAMES) // STEP_FRAMES + 1):
+            chunk = feats[k * STEP_FRAMES : k * STEP_FRAMES + CHUNK_FRAMES][None]
+            offset = np.array([[OUT_FRAMES * k]], np.int64)
+            feed = {"chunk": chunk, "offset": offset, "att_cache": att, "cnn_cache": cnn}
+            logp, att, cnn = session.run(None, feed)
+            steps.append(logp)
+        outputs.append(np.concatenate(steps, axis=1))
+        del session
+    assert outputs[0].shape[1] >= 30  # several seconds of speech, caches carried throughout
+    np.testing.assert_array_equal(outputs[0], outputs[1])

@@ -15,6 +15,8 @@ from assistant.audio import g711
 from assistant.audio.resample import (
     StreamResampler,
     _outputs,
+    _outputs_by_phase,
+    _outputs_gathered,
     _plan,
     resample,
     resample_audio,
@@ -308,6 +310,22 @@ def test_stream_equals_one_shot(src: int, dst: int) -> None:
     chunked = np.concatenate(parts)
     assert len(chunked) == len(whole)
     assert np.max(np.abs(chunked.astype(int) - whole.astype(int))) <= 1
+
+
+@pytest.mark.parametrize(
+    ("src", "dst"), [(8000, 16000), (16000, 8000), (16000, 48000), (48000, 16000), (11025, 16000)]
+)
+def test_filtering_phase_by_phase_equals_gathering_the_taps(src: int, dst: int) -> None:
+    """The fast path the live calls take (issue 11) computes the very same outputs."""
+    plan = _plan(src, dst)
+    x = noise(0.5, src, dbfs=-6.0, seed=3).astype(np.float64)
+    buf = np.concatenate([np.zeros(plan.half - 1), x, np.zeros(plan.half + 1)])
+    n_out = -(-len(x) * plan.up // plan.down)
+    for n_from, n_to in ((0, n_out), (5, n_out - 3), (17, 18), (9, 9)):
+        fast = _outputs_by_phase(plan, buf, -(plan.half - 1), n_from, n_to)
+        slow = _outputs_gathered(plan, buf, -(plan.half - 1), n_from, n_to)
+        assert fast.shape == slow.shape == (n_to - n_from,)
+        np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-7)
 
 
 def test_stream_latency_reset_and_closed() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,18 @@ def test_the_worker_refills_in_the_background() -> None:
         pool.take()
         assert pool.wait_full(10.0)  # the worker made another
         assert pool.made >= 3 and pool.misses == 0
+    finally:
+        pool.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling classes")
+def test_the_worker_hashes_only_on_cpu_time_no_call_wants() -> None:
+    pool = CredentialPool(1, 8, FAST)
+    try:
+        assert pool.wait_full(10.0)
+        tid = pool._thread.native_id
+        assert tid is not None and os.sched_getscheduler(tid) == os.SCHED_IDLE
+        assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the caller's thread is untouched
     finally:
         pool.close()
 
