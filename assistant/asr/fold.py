@@ -175,8 +175,9 @@ def cache_projected_frames(graph: Any) -> int:
     from onnx import helper, numpy_helper
 
     constants = {t.name: t for t in graph.initializer}
+    all_nodes = list(graph.node)  # one wrapper per node, so that id() names it throughout
     consumers: defaultdict[str, list[Any]] = defaultdict(list)
-    for node in graph.node:
+    for node in all_nodes:
         for name in set(node.input):
             consumers[name].append(node)
 
@@ -189,8 +190,8 @@ def cache_projected_frames(graph: Any) -> int:
             return None
         return [int(v) for v in np.asarray(numpy_helper.to_array(constants[name])).reshape(-1)]
 
-    replaced: dict[str, list[Any]] = {}
-    dropped: set[str] = set()
+    replaced: dict[int, list[Any]] = {}  # by id() of the nodes in all_nodes (names may be empty)
+    dropped: set[int] = set()
     added: list[Any] = []
     first = "pc/first"
     for gather in [n for n in consumers["cnn_cache"] if n.op_type == "Gather"]:
@@ -261,7 +262,7 @@ def cache_projected_frames(graph: Any) -> int:
         new[2].input[1] = p + "newshape"
         zero = glu(p + "zeros", p + "zero/")
         zero[2].input[1] = p + "zeroshape"
-        replaced[mul.name] = [
+        replaced[id(mul)] = [
             helper.make_node("Unsqueeze", [concat.input[1], unsqueeze.input[1]], [p + "x"]),
             *new,
             *zero,
@@ -274,7 +275,7 @@ def cache_projected_frames(graph: Any) -> int:
             helper.make_node("Transpose", [p + "keep"], [cut.output[0]], perm=[0, 2, 1]),
         ]
         dropped |= {
-            n.name for n in (concat, cut, unsqueeze, conv, transpose, reshape, split, sigmoid)
+            id(n) for n in (concat, cut, unsqueeze, conv, transpose, reshape, split, sigmoid)
         }
     if not replaced:
         return 0
@@ -286,10 +287,10 @@ def cache_projected_frames(graph: Any) -> int:
         helper.make_node("Equal", ["offset", "pc/zero"], ["pc/first0"]),
         helper.make_node("Reshape", ["pc/first0", "pc/b11"], [first]),
     ]
-    for node in graph.node:
-        if node.name in replaced:
-            nodes += replaced[node.name]
-        elif node.name not in dropped:
+    for node in all_nodes:
+        if id(node) in replaced:
+            nodes += replaced[id(node)]
+        elif id(node) not in dropped:
             nodes.append(node)
     graph.initializer.extend(added)
     ordered = _topological(
