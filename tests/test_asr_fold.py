@@ -271,6 +271,18 @@ def test_the_folded_graph_is_written_once_and_then_loaded_from_disk(tmp_path: Pa
     )
 
 
+def test_writing_a_newer_version_deletes_the_older_ones(tmp_path: Path) -> None:
+    model = toy_model()
+    older = tmp_path / f"vietasr-{model.sha256[:16]}-fold1.onnx"
+    other_model = tmp_path / "vietasr-0123456789abcdef-fold1.onnx"
+    for path in (older, older.with_suffix(".sha256"), other_model):
+        path.write_bytes(b"old")
+    written = folded_model(model, tmp_path)
+    assert isinstance(written, Path) and written.is_file()
+    assert not older.exists() and not older.with_suffix(".sha256").exists()
+    assert other_model.read_bytes() == b"old"  # another model's file is not ours to delete
+
+
 def test_a_damaged_folded_file_is_rebuilt(tmp_path: Path) -> None:
     model = toy_model()
     path = folded_model(model, tmp_path)
