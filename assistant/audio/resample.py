@@ -119,7 +119,7 @@ def _outputs_gathered(plan: _Plan, buf: Float, buf_start: int, n_from: int, n_to
 
 def _outputs_by_phase(plan: _Plan, buf: Float, buf_start: int, n_from: int, n_to: int) -> Float:
     """:func:`_outputs` as ``up`` correlations: outputs ``n`` and ``n + up`` use the same phase
-    of the filter on inputs ``down`` apart. Four times cheaper per 20 ms frame on a live call
+    of the filter on inputs ``down`` apart. Three times cheaper per 20 ms frame on a live call
     than gathering every output's taps (issue 11); each output is still the dot product of the
     same taps and samples, so chunked and one-shot output agree."""
     count = max(n_to - n_from, 0)
