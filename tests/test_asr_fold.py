@@ -22,6 +22,7 @@ from assistant.asr.fold import (
     folded_model,
     folded_path,
     prepare,
+    quantise_front_convolution,
 )
 from assistant.asr.fold import main as fold_main
 from assistant.core.errors import RecognizerError
@@ -90,6 +91,108 @@ def qdq_graph() -> bytes:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return bytes(model.SerializeToString())
+
+
+def conv_graph(
+    *,
+    kernel: tuple[int, int] = (3, 3),
+    strides: tuple[int, int] = (2, 2),
+    group: int = 1,
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    zero: int = 0,
+) -> Any:
+    """y = Relu(Conv(x, DQ(k) per output channel, bias)) over a [B, 8, 9, 11] input."""
+    out_c, in_c = 6, 8
+    k = _int8((out_c, in_c // group, *kernel))
+    inits = [
+        numpy_helper.from_array(k, "k"),
+        numpy_helper.from_array(RNG.uniform(0.002, 0.01, out_c).astype(np.float32), "k_scale"),
+        numpy_helper.from_array(np.full(out_c, zero, np.int8), "k_zero"),
+        numpy_helper.from_array(RNG.normal(0, 0.1, out_c).astype(np.float32), "bias"),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["k", "k_scale", "k_zero"], ["kd"], axis=0),
+        helper.make_node(
+            "Conv",
+            ["x", "kd", "bias"],
+            ["c"],
+            kernel_shape=list(kernel),
+            strides=list(strides),
+            group=group,
+            pads=list(pads),
+        ),
+        helper.make_node("Relu", ["c"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", in_c, 9, 11])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def _int8_conv_reference(model: Any, x: np.ndarray) -> np.ndarray:
+    """What the rewrite computes, in numpy: the input quantised once to uint8 over the whole
+    tensor (DynamicQuantizeLinear), integer patch products with the int8 kernel, rescaled."""
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    k, scale, bias = inits["k"].astype(np.int64), inits["k_scale"], inits["bias"]
+    lo, hi = min(0.0, float(x.min())), max(0.0, float(x.max()))
+    x_scale = np.float32((hi - lo) / 255.0)
+    x_zero = int(np.clip(np.rint(-lo / x_scale), 0, 255))
+    q = np.clip(np.rint(x / x_scale) + x_zero, 0, 255).astype(np.int64) - x_zero
+    out_c, _, kh, kw = k.shape
+    rows, cols = (x.shape[2] - kh) // 2 + 1, (x.shape[3] - kw) // 2 + 1
+    y = np.zeros((x.shape[0], out_c, rows, cols))
+    for r in range(rows):
+        for c in range(cols):
+            patch = q[:, :, 2 * r : 2 * r + kh, 2 * c : 2 * c + kw]
+            y[:, :, r, c] = np.einsum("bchw,ochw->bo", patch, k)
+    y = y * (x_scale * scale)[None, :, None, None] + bias[None, :, None, None]
+    out: np.ndarray = np.maximum(y, 0.0).astype(np.float32)
+    return out
+
+
+def test_a_wide_int8_convolution_becomes_an_int8_matrix_product_of_its_patches() -> None:
+    model = conv_graph()
+    source = model.SerializeToString()
+    assert quantise_front_convolution(model, min_channels=8) == 1
+    ops = [n.op_type for n in model.graph.node]
+    assert "Conv" not in ops and "DequantizeLinear" not in ops
+    assert ops.count("DynamicQuantizeMatMul") == 1 and ops.count("Slice") == 9
+    assert {t.name for t in model.graph.initializer}.isdisjoint({"k", "kd"})  # int8 kept once
+    x = RNG.normal(0, 1, (2, 8, 9, 11)).astype(np.float32)  # a batch of two
+    float_y = run(source, {"x": x})[0]
+    int8_y = run(model.SerializeToString(), {"x": x})[0]
+    assert int8_y.shape == float_y.shape == (2, 6, 4, 5)
+    reference = _int8_conv_reference(onnx.load_from_string(source), x)
+    np.testing.assert_allclose(int8_y, reference, atol=1e-5)
+    # 8-bit input: close to the float convolution, not equal to it
+    assert 0 < np.abs(int8_y - float_y).max() < 0.02 * np.abs(float_y).max()
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {"kernel": (1, 1)},  # 1x1: cache_projected_frames rewrites those
+        {"group": 2},
+        {"pads": (1, 1, 1, 1)},
+        {"zero": 1},  # an int8 kernel with an offset
+    ],
+)
+def test_other_convolutions_are_left_alone(shape: dict[str, Any]) -> None:
+    model = conv_graph(**shape)
+    before = model.SerializeToString()
+    assert quantise_front_convolution(model, min_channels=8) == 0
+    assert model.SerializeToString() == before
+
+
+def test_narrow_convolutions_are_left_alone() -> None:
+    model = conv_graph()
+    assert quantise_front_convolution(model) == 0  # 8 input channels, fewer than the default
 
 
 def run(graph: bytes, feed: dict[str, np.ndarray]) -> list[Any]:
@@ -323,9 +426,10 @@ def test_the_real_model_loses_its_per_step_dequantisation_and_reads_the_same(mod
 
     folded = prepare(model.onnx)
     # 12 layers x (two pointwise and one depthwise convolution kernels, the positional
-    # projection) and the two front-end kernels: 11.6 million values; and each layer's
-    # convolution cache
-    assert folded.nodes == 50 and folded.values == 11_610_816 and folded.projected_caches == 12
+    # projection) and the first front-end kernel: 9.8 million values; each layer's
+    # convolution cache; the second front-end convolution runs in int8
+    assert folded.nodes == 49 and folded.values == 9_804_480 and folded.projected_caches == 12
+    assert folded.int8_convolutions == 1
     wav = Path(__file__).parent / "fixtures" / "asr"
     clips = sorted(wav.glob("*.wav"))
     if not clips:
@@ -356,6 +460,7 @@ def test_the_real_model_loses_its_per_step_dequantisation_and_reads_the_same(mod
 def test_the_real_models_projected_caches_give_the_same_log_probabilities_bit_for_bit(
     model: Any,
 ) -> None:
+    """And the int8 front-end convolution moves them, but not the best class of a frame."""
     from assistant.asr.engine import (
         ATT_CACHE_SHAPE,
         CHUNK_FRAMES,
@@ -373,7 +478,14 @@ def test_the_real_models_projected_caches_give_the_same_log_probabilities_bit_fo
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
     feats = compute_fbank(pcm)
     outputs = []
-    for graph in (fold_dequantized_weights(model.onnx).onnx, prepare(model.onnx).onnx):
+    projected = onnx.load_from_string(fold_dequantized_weights(model.onnx).onnx)
+    assert cache_projected_frames(projected.graph) == 12
+    graphs = (
+        fold_dequantized_weights(model.onnx).onnx,
+        projected.SerializeToString(),
+        prepare(model.onnx).onnx,
+    )
+    for graph in graphs:
         session = open_graph(graph)
         att = np.zeros(ATT_CACHE_SHAPE, np.float32)
         cnn = np.zeros(CNN_CACHE_SHAPE, np.float32)
@@ -388,3 +500,7 @@ def test_the_real_models_projected_caches_give_the_same_log_probabilities_bit_fo
         del session
     assert outputs[0].shape[1] >= 30  # several seconds of speech, caches carried throughout
     np.testing.assert_array_equal(outputs[0], outputs[1])
+    # 8-bit input to the front end: other numbers (on 8 recorded codes, 0.1 % of frames had
+    # another best class), the same best class on every frame of this clip
+    assert np.abs(outputs[2] - outputs[1]).max() > 0
+    np.testing.assert_array_equal(outputs[2].argmax(-1), outputs[1].argmax(-1))
