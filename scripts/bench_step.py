@@ -11,14 +11,15 @@ Graphs:
 * ``fold2``: the weights dequantised once and the projected convolution caches, bit for bit
   the shipped model's arithmetic (the box's graph before the int8 front end);
 * ``box``: what the box runs (:func:`assistant.asr.fold.prepare`: also the front end's
-  second convolution as an int8 matrix product);
+  second convolution as an int8 matrix product, and the layer norms fused);
+* ``int8``: ``fold2`` and the int8 front end, the layer norms as exported;
 * ``reordered``: ``fold2`` with that convolution still in float32 but summed as a matrix
   product of its patches, the arithmetic another CPU's kernels would do: how far the
   model's outputs move when nothing but the order of float sums changes;
 * ``shipped``: the graph as it comes in the wheel.
 
 Usage: ``PYTHONPATH=. .venv/bin/python scripts/bench_step.py [--codes 8] [--rounds 6]
-[--graphs fold2,box,reordered]``.
+[--graphs fold2,box,int8,reordered]``.
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ def fold2(raw: bytes) -> bytes:
     graph = onnx.load_from_string(fold_dequantized_weights(raw).onnx)
     cache_projected_frames(graph.graph)
     return bytes(graph.SerializeToString())
+
+
+def int8_front(raw: bytes) -> bytes:
+    import onnx
+
+    model = onnx.load_from_string(raw)
+    quantise_front_convolution(model)
+    return fold2(model.SerializeToString())
 
 
 def reordered(raw: bytes) -> bytes:
@@ -116,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--codes", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--graphs", default="fold2,box,reordered")
+    parser.add_argument("--graphs", default="fold2,box,int8,reordered")
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args(argv)
     root = shared_corpus_dir()
@@ -132,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     makers: dict[str, Callable[[bytes], bytes]] = {
         "fold2": fold2,
         "box": lambda b: prepare(b).onnx,
+        "int8": int8_front,
         "reordered": reordered,
         "shipped": lambda b: b,
     }
