@@ -106,27 +106,51 @@ def fold_dequantized_weights(model: bytes) -> Folded:
     """The model with every constant ``DequantizeLinear`` that onnxruntime would run in float
     replaced by its float32 result. Raises :class:`RecognizerError` ``asr_load_failed`` when
     the bytes are not an ONNX model this can read."""
+    graph_model = _load(model)
+    nodes, values = _fold_in_place(graph_model)
+    return Folded(graph_model.SerializeToString(), nodes, values)
+
+
+def _load(model: bytes) -> Any:
+    """The parsed ONNX model; :class:`RecognizerError` when onnx is missing or the bytes are no
+    model."""
     try:
         import onnx
-        from onnx import numpy_helper
     except ImportError as exc:
         raise RecognizerError(f"onnx is not installed: {exc}", code="asr_model_missing") from exc
     try:
-        graph_model = onnx.load_from_string(model)
+        return onnx.load_from_string(model)
     except Exception as exc:  # protobuf raises its own DecodeError
         raise RecognizerError(
             f"the acoustic model cannot be read as ONNX: {type(exc).__name__}",
             code="asr_load_failed",
         ) from exc
+
+
+def _consumers(nodes: list[Any]) -> defaultdict[str, list[Any]]:
+    """The nodes reading each tensor (a node once per tensor, however often it reads it)."""
+    consumers: defaultdict[str, list[Any]] = defaultdict(list)
+    for node in nodes:
+        for name in dict.fromkeys(node.input):
+            consumers[name].append(node)
+    return consumers
+
+
+def _drop_unused_initializers(graph: Any) -> None:
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    live = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(live)
+
+
+def _fold_in_place(graph_model: Any) -> tuple[int, int]:
+    """:func:`fold_dequantized_weights` on a parsed model, in place: (weights, values) folded."""
+    from onnx import numpy_helper
+
     graph = graph_model.graph
     constants = {t.name: t for t in graph.initializer}
-    consumers: defaultdict[str, list[Any]] = defaultdict(list)
-    producer: dict[str, Any] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers[name].append(node)
-        for name in node.output:
-            producer[name] = node
+    consumers = _consumers(list(graph.node))
+    producer = {name: node for node in graph.node for name in node.output}
 
     def constant_dequantize(node: Any) -> bool:
         return node.op_type == "DequantizeLinear" and all(
@@ -162,39 +186,20 @@ def fold_dequantized_weights(model: bytes) -> Folded:
             kept.append(node)
     del graph.node[:]
     graph.node.extend(kept)
-    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
-    live = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(live)
-    return Folded(graph_model.SerializeToString(), folded, values)
+    _drop_unused_initializers(graph)
+    return folded, values
 
 
 def prepare(model: bytes) -> Folded:
     """The graph the box runs: :func:`quantise_front_convolution`, then
     :func:`fold_dequantized_weights`, :func:`cache_projected_frames` and
     :func:`fuse_layer_norms`."""
-    import onnx
-
-    try:
-        source = onnx.load_from_string(model)
-    except Exception as exc:  # protobuf raises its own DecodeError
-        raise RecognizerError(
-            f"the acoustic model cannot be read as ONNX: {type(exc).__name__}",
-            code="asr_load_failed",
-        ) from exc
-    convolutions = quantise_front_convolution(source)
-    folded = fold_dequantized_weights(source.SerializeToString())
-    graph_model = onnx.load_from_string(folded.onnx)
+    graph_model = _load(model)
+    convolutions = quantise_front_convolution(graph_model)
+    weights, values = _fold_in_place(graph_model)
     layers = cache_projected_frames(graph_model.graph)
     norms = fuse_layer_norms(graph_model.graph)
-    return Folded(
-        graph_model.SerializeToString(),
-        folded.nodes,
-        folded.values,
-        layers,
-        convolutions,
-        norms,
-    )
+    return Folded(graph_model.SerializeToString(), weights, values, layers, convolutions, norms)
 
 
 def quantise_front_convolution(graph_model: Any, min_channels: int = MIN_INT8_CONV_CHANNELS) -> int:
@@ -229,10 +234,7 @@ def quantise_front_convolution(graph_model: Any, min_channels: int = MIN_INT8_CO
     constants = {t.name: t for t in graph.initializer}
     all_nodes = list(graph.node)  # one wrapper per node, so that id() names it throughout
     producer = {name: node for node in all_nodes for name in node.output}
-    consumers: defaultdict[str, list[Any]] = defaultdict(list)
-    for node in all_nodes:
-        for name in set(node.input):
-            consumers[name].append(node)
+    consumers = _consumers(all_nodes)
     try:
         inferred = onnx.shape_inference.infer_shapes(graph_model).graph
     except Exception:  # shape inference raises its own error types
@@ -347,10 +349,7 @@ def quantise_front_convolution(graph_model: Any, min_channels: int = MIN_INT8_CO
             kept.append(node)
     del graph.node[:]
     graph.node.extend(kept)
-    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
-    live = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(live)
+    _drop_unused_initializers(graph)
     if not any(o.domain == "com.microsoft" for o in graph_model.opset_import):
         graph_model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     return len(rewritten)
@@ -378,10 +377,7 @@ def cache_projected_frames(graph: Any) -> int:
 
     constants = {t.name: t for t in graph.initializer}
     all_nodes = list(graph.node)  # one wrapper per node, so that id() names it throughout
-    consumers: defaultdict[str, list[Any]] = defaultdict(list)
-    for node in all_nodes:
-        for name in set(node.input):
-            consumers[name].append(node)
+    consumers = _consumers(all_nodes)
 
     def only(name: str, op_type: str) -> Any:  # a node, or None
         users = consumers[name]
@@ -522,10 +518,7 @@ def fuse_layer_norms(graph: Any) -> int:
 
     constants = {t.name: t for t in graph.initializer}
     all_nodes = list(graph.node)  # one wrapper per node, so that id() names it throughout
-    consumers: defaultdict[str, list[Any]] = defaultdict(list)
-    for node in all_nodes:
-        for name in set(node.input):
-            consumers[name].append(node)
+    consumers = _consumers(all_nodes)
     outputs = {o.name for o in graph.output}
 
     def only(name: str, op_type: str) -> Any:  # the single user of ``name``, or None
@@ -606,10 +599,7 @@ def fuse_layer_norms(graph: Any) -> int:
     graph.initializer.extend(added)
     del graph.node[:]
     graph.node.extend(nodes)
-    used = {name for node in graph.node for name in node.input} | outputs
-    live = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(live)
+    _drop_unused_initializers(graph)
     return len(replaced)
 
 
