@@ -1,6 +1,7 @@
 """How many callers reading at the same moment the recogniser keeps up with (not a test).
 
     PYTHONPATH=. .venv/bin/python scripts/bench_burst.py [--calls 1,4,8,12,16] [--unfolded]
+        [--switch-ms 5,1 --rounds 3]
 
 The capacity half of issue 11 without SIP, callers or the dialog, so that a change to the
 recogniser can be compared in one run on a noisy host: N threads each play one spliced code of
@@ -10,7 +11,10 @@ Silero VAD, the 8 -> 16 kHz stream resampler and the recogniser session (one sha
 :class:`~assistant.asr.engine.OnnxRecognizer`, as the box has). Per N it prints how far behind
 real time the callers were when their audio ended (p50 / max), the seconds from the end of the
 audio to the final reading (p50 / max; what a caller would wait beyond the turn's end rule), the
-process CPU in cores, and the codes read whole. The box's own figures come from
+process CPU in cores, and the codes read whole. ``--switch-ms`` runs every level once per
+interpreter switch interval given (``sys.setswitchinterval``; the box's ``--gil-switch-ms``), in
+turns, ``--rounds`` times, so that the intervals are compared in one process on a host whose
+speed drifts. The box's own figures come from
 ``bench_calls.py``; its callers and SIP stack take CPU this script leaves free.
 """
 
@@ -105,7 +109,8 @@ def level(
     lags = [c.lag_s for c in out]
     finals = [c.final_s for c in out]
     return (
-        f"| {n} | {np.median(lags):.2f} / {max(lags):.2f} s | "
+        f"| {n} | {1000 * sys.getswitchinterval():g} ms "
+        f"| {np.median(lags):.2f} / {max(lags):.2f} s | "
         f"{np.median(finals):.2f} / {max(finals):.2f} s | {cores:.2f} | "
         f"{sum(c.right for c in out)}/{n} |"
     )
@@ -116,8 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", default="1,4,8,12,16", help="levels of N (default 1,4,8,12,16)")
     parser.add_argument("--unfolded", action="store_true", help="the model graph as shipped")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument(
+        "--switch-ms",
+        default=None,
+        help="interpreter switch intervals to compare, e.g. 5,1 (default: this process's)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="times through the levels")
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.calls.split(",") if x.strip()]
+    switches = (
+        [float(x) / 1000 for x in args.switch_ms.split(",") if x.strip()]
+        if args.switch_ms
+        else [sys.getswitchinterval()]
+    )
     corpus_dir = shared_corpus_dir()
     if corpus_dir is None or not (corpus_dir / "manifest.tsv").is_file():
         print("needs ../shared/corpus (real digit recordings)", file=sys.stderr)
@@ -137,12 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print(
-        "| N | behind at the end of the audio (p50 / max) | end of audio -> final reading "
-        "(p50 / max) | CPU, cores | codes whole |"
+        "| N | switch interval | behind at the end of the audio (p50 / max) | end of audio -> "
+        "final reading (p50 / max) | CPU, cores | codes whole |"
     )
-    print("|---|---|---|---|---|")
-    for n in levels:
-        print(level(recognizer, vad, codes, n), flush=True)
+    print("|---|---|---|---|---|---|")
+    for _ in range(args.rounds):
+        for n in levels:
+            for switch in switches:
+                sys.setswitchinterval(switch)
+                print(level(recognizer, vad, codes, n), flush=True)
     recognizer.close()
     return 0
 

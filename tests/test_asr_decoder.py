@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -9,15 +10,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from assistant.asr import decoder as decoder_module
 from assistant.asr.decoder import (
     DIGIT_WORDS,
     HUNDRED,
+    NEG_INF,
+    SKIP_NONBLANK,
     TEN,
     TENS,
     UNKNOWN_WORD,
     DigitDecoder,
     FrameScores,
     LengthPrior,
+    LoopGrammar,
     SearchParams,
     WordClasses,
     YesNoDecoder,
@@ -296,6 +301,107 @@ def test_viterbi_paths_per_count() -> None:
     assert paths[2].words == (WORDS.index("hai"), WORDS.index("ba"))
     assert paths[2].score > paths[1].score > paths[0].score
     assert all(s <= e for s, e in paths[2].spans)
+
+
+# A small grammar for the exhaustive check: two words, three states, counts of 0, 1 and 2.
+TINY = LoopGrammar(
+    words=("a", "b"),
+    num_states=3,
+    moves={
+        (0, 0): (1, 1),
+        (0, 1): (2, 2),
+        (1, 0): (0, 1),
+        (1, 1): (1, 0),
+        (2, 0): (1, 2),
+        (2, 1): (2, 0),
+    },
+)
+
+
+def best_by_brute_force(
+    scores: FrameScores, grammar: LoopGrammar, params: SearchParams, max_count: int
+) -> dict[int, float]:
+    """The best score of every final count, over every labelling of every frame (blank, a word,
+    the filler) that the grammar allows: CTC segments, the same word twice only with a blank
+    between, sure-blank frames blank only (as the search passes them)."""
+    n_words = len(grammar.words)
+    filler = n_words
+    blank = scores.blank.astype(np.float64)
+    sure_blank = (1.0 - np.exp(blank)) < SKIP_NONBLANK
+    labels = [-1, *range(n_words), *([filler] if params.use_filler else [])]
+    best: dict[int, float] = {}
+    for seq in itertools.product(labels, repeat=scores.num_frames):
+        if any(x != -1 and sure_blank[t] for t, x in enumerate(seq)):
+            continue
+        score, state, count, current, after_blank = 0.0, 0, 0, None, False
+        for t, x in enumerate(seq):
+            if x == -1:
+                score += float(blank[t])
+                after_blank = True
+                continue
+            if x == filler:
+                emit = float(scores.other[t]) - params.filler_frame_penalty
+            else:
+                emit = float(scores.words[t, x])
+            if x == current and not after_blank:
+                score += emit  # the same segment goes on
+                continue
+            if x == filler:
+                entry = -params.filler_penalty
+            else:
+                if (state, x) not in grammar.moves:
+                    break
+                delta, state = grammar.moves[state, x]
+                count += delta
+                entry = -params.word_penalty
+            score += emit + entry
+            current, after_blank = x, False
+        else:
+            if count <= max_count:
+                best[count] = max(best.get(count, NEG_INF), score)
+    return best
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 6),
+    st.booleans(),
+    st.sampled_from([1, 2, 4]),
+)
+def test_viterbi_finds_the_best_path_of_every_count(
+    seed: int, n_frames: int, use_filler: bool, max_count: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n_frames, 4)) * 2.5
+    logits[:, 0] += rng.choice([0.0, 3.0, 12.0], size=n_frames)  # some frames sure blank
+    logp = (logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))).astype(np.float32)
+    scores = FrameScores(logp[:, 0], logp[:, 1:3], logp[:, 3])
+    params = SearchParams(
+        word_penalty=0.3, filler_penalty=1.0, filler_frame_penalty=0.2, use_filler=use_filler
+    )
+    paths = viterbi(scores, TINY, params, max_count)
+    want = best_by_brute_force(scores, TINY, params, max_count)
+    assert set(paths) == set(want)
+    for k, path in paths.items():
+        assert path.count == k
+        assert math.isclose(path.score, want[k], rel_tol=1e-9, abs_tol=1e-9)
+        assert len(path.words) == len(path.spans)
+
+
+def test_the_search_plan_is_built_once_per_grammar() -> None:
+    grammar = digit_grammar()
+    scores = frames(said("hai", "ba"))
+    first = viterbi(scores, grammar, SearchParams(), 4)
+    plan = decoder_module._plan(grammar, len(grammar.words), 5)
+    assert viterbi(scores, grammar, SearchParams(), 4) == first
+    assert decoder_module._plan(grammar, len(grammar.words), 5) is plan
+    # an equal grammar object gets a plan of its own, and the cache stays bounded
+    other = digit_grammar()
+    assert decoder_module._plan(other, len(other.words), 5) is not plan
+    for n in range(2 * decoder_module._PLANS_KEPT):
+        decoder_module._plan(grammar, None, n + 1)
+    assert len(decoder_module._PLANS) <= decoder_module._PLANS_KEPT
 
 
 # -- a code read in one go is never silently shortened (FillRule) ------------------------------

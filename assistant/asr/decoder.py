@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -184,6 +186,60 @@ class _Moves:
         self.layers = [np.asarray(layer, dtype=np.int64) for layer in layers]
 
 
+class _Plan:
+    """Everything the search needs from a grammar and a count range, computed once: the moves,
+    the flat array indices each frame's update reads and writes, and the layers' scatter
+    targets. Built per (grammar, filler, counts) and cached (:func:`_plan`)."""
+
+    def __init__(self, grammar: LoopGrammar, filler: int | None, n_counts: int) -> None:
+        moves = _Moves(grammar, filler)
+        n_states = grammar.num_states
+        n_labels = len(grammar.words) + 2
+        self.shape = (n_counts, n_states, n_labels)
+        self.src_g, self.word = moves.source, moves.word
+        kk = np.arange(n_counts)[:, None]
+        dest_k = kk + moves.delta[None, :]
+        valid_k = dest_k < n_counts
+        dest_k = np.minimum(dest_k, n_counts - 1)
+        #: flat index of (count, source state, label 0) per (count, move); a source label is
+        #: added to it
+        self.src_base = (kk * n_states + self.src_g[None, :]) * n_labels
+        #: flat index of (source state, word) within one count's [states, labels] plane
+        self.src_word = self.src_g * n_labels + self.word
+        #: flat index of each count's [states, labels] row start for the top-label masking
+        self.row_base = np.arange(n_counts * n_states) * n_labels
+        flat_dest = (dest_k * n_states + moves.target[None, :]) * n_labels + self.word[None, :]
+        #: per layer: its moves, and for each (count, move) the flat destination and whether
+        #: the count stays in range; no two destinations of a layer are the same cell
+        self.layers = tuple(
+            (layer, flat_dest[:, layer], valid_k[:, layer]) for layer in moves.layers
+        )
+        self.empty = np.full(self.shape, NEG_INF)
+        self.empty.flags.writeable = False
+
+
+_PLANS: OrderedDict[tuple[int, int | None, int], tuple[LoopGrammar, _Plan]] = OrderedDict()
+_PLANS_LOCK = threading.Lock()
+_PLANS_KEPT = 16
+
+
+def _plan(grammar: LoopGrammar, filler: int | None, n_counts: int) -> _Plan:
+    """The cached :class:`_Plan` of a grammar object (by identity: grammars hold a mapping and
+    are not hashable; the cache keeps the grammar alive so its id stays its own)."""
+    key = (id(grammar), filler, n_counts)
+    with _PLANS_LOCK:
+        found = _PLANS.get(key)
+        if found is not None and found[0] is grammar:
+            _PLANS.move_to_end(key)
+            return found[1]
+    plan = _Plan(grammar, filler, n_counts)
+    with _PLANS_LOCK:
+        _PLANS[key] = (grammar, plan)
+        while len(_PLANS) > _PLANS_KEPT:
+            _PLANS.popitem(last=False)
+    return plan
+
+
 #: Frames whose non-blank posterior is below this are taken as blank (no word can start or go
 #: on there): a word there would cost more than log(1/SKIP) ≈ 6.9 nats, more than any prior.
 SKIP_NONBLANK = 1e-3
@@ -199,15 +255,17 @@ def viterbi(
 
     CTC topology: a word may last several frames, blanks may sit anywhere, and the same word
     twice needs a blank between. The filler is a class of its own (counted 0, state kept).
-    Runs of frames that are blank beyond doubt are passed in one step.
+    Runs of frames that are blank beyond doubt are passed in one step. The grammar's arrays
+    come from a cached :class:`_Plan`, and each frame's update works on flat indices: the
+    search runs on every turn's end, where its Python overhead is what the caller waits for.
     """
     num_words = len(grammar.words)
     filler = num_words
     start = num_words + 1
     n_labels = num_words + 2
-    n_states = grammar.num_states
     n_counts = max_count + 1
     frames = scores.num_frames
+    plan = _plan(grammar, filler if params.use_filler else None, n_counts)
 
     emit = np.full((frames, n_labels), NEG_INF, dtype=np.float64)
     emit[:, :num_words] = scores.words
@@ -218,7 +276,6 @@ def viterbi(
     entry[:num_words] = -params.word_penalty
     if params.use_filler:
         entry[filler] = -params.filler_penalty
-    moves = _Moves(grammar, filler if params.use_filler else None)
 
     # Steps: single frames, or runs of sure-blank frames.
     sure_blank = (1.0 - np.exp(blank)) < SKIP_NONBLANK
@@ -232,17 +289,14 @@ def viterbi(
         steps.append((t, u))
         t = u
 
-    shape = (n_counts, n_states, n_labels)
-    in_word = np.full(shape, NEG_INF)
+    shape = plan.shape
+    in_word = plan.empty
     in_blank = np.full(shape, NEG_INF)
     in_blank[0, 0, start] = 0.0
     back_word = np.full((len(steps), *shape), -1, dtype=np.int32)
     back_blank = np.empty((len(steps), *shape), dtype=np.bool_)
-    kk = np.arange(n_counts)[:, None]
-    src_g, word, delta, target = moves.source, moves.word, moves.delta, moves.target
-    dest_k = kk + delta[None, :]
-    valid_k = dest_k < n_counts
-    dest_k = np.minimum(dest_k, n_counts - 1)
+    src_g, word = plan.src_g, plan.word
+    src_base, src_word, row_base = plan.src_base, plan.src_word, plan.row_base
     gain = entry[word]
 
     for s, (t0, t1) in enumerate(steps):
@@ -251,42 +305,41 @@ def viterbi(
         back_blank[s] = from_blank
         new_blank = best + blank[t0:t1].sum()
         if sure_blank[t0]:
-            in_word = np.full(shape, NEG_INF)
+            in_word = plan.empty
             in_blank = new_blank
             continue
         e = emit[t0]
+        # The best and second-best label of every (count, state) cell.
         top1 = best.argmax(axis=2)
-        v1 = np.take_along_axis(best, top1[..., None], axis=2)[..., 0]
+        v1 = best.max(axis=2)
         masked = best.copy()
-        np.put_along_axis(masked, top1[..., None], NEG_INF, axis=2)
+        masked.reshape(-1)[row_base + top1.reshape(-1)] = NEG_INF
         top2 = masked.argmax(axis=2)
-        v2 = np.take_along_axis(masked, top2[..., None], axis=2)[..., 0]
+        v2 = masked.max(axis=2)
 
         # Best source of every move: any other label, or the same word after a blank.
         i1 = top1[:, src_g]
         same = i1 == word[None, :]
         c1v = np.where(same, v2[:, src_g], v1[:, src_g])
         c1l = np.where(same, top2[:, src_g], i1)
-        c2v = in_blank[:, src_g, word]
+        c2v = in_blank.reshape(n_counts, -1)[:, src_word]
         use2 = c2v > c1v
         src_v = np.where(use2, c2v, c1v)
         src_l = np.where(use2, word[None, :], c1l)
-        src_b = np.where(use2, True, from_blank[kk, src_g[None, :], src_l])
+        src_b = use2 | from_blank.reshape(-1)[src_base + src_l]
         cand = src_v + (e[word] + gain)[None, :]
-        code = (((kk * n_states + src_g[None, :]) * n_labels + src_l) * 2 + src_b).astype(np.int32)
+        code = ((src_base + src_l) * 2 + src_b).astype(np.int32)
 
         new_word = in_word + e
-        back = back_word[s]
-        for layer in moves.layers:
-            dk = dest_k[:, layer]
-            tg = target[layer][None, :]
-            wd = word[layer][None, :]
-            cur = new_word[dk, tg, wd]
-            better = valid_k[:, layer] & (cand[:, layer] > cur)
+        flat_word = new_word.reshape(-1)
+        flat_back = back_word[s].reshape(-1)
+        for layer, dest, valid in plan.layers:
+            layer_cand = cand[:, layer]
+            better = valid & (layer_cand > flat_word[dest])
             if better.any():
-                bk, bt, bw = np.broadcast_arrays(dk, tg, wd)
-                new_word[bk[better], bt[better], bw[better]] = cand[:, layer][better]
-                back[bk[better], bt[better], bw[better]] = code[:, layer][better]
+                where = dest[better]
+                flat_word[where] = layer_cand[better]
+                flat_back[where] = code[:, layer][better]
         in_word, in_blank = new_word, new_blank
 
     paths: dict[int, Path] = {}

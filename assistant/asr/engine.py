@@ -42,6 +42,7 @@ from assistant.asr.fold import folded_model
 from assistant.asr.model import BLANK_ID, NUM_CLASSES, PINNED, ModelData, load_model
 from assistant.asr.session import SessionGuard
 from assistant.asr.session import peak_rss_mb as _peak_rss_mb
+from assistant.asr.slots import RunSlots
 from assistant.core.errors import RecognizerError
 from assistant.core.paths import models_dir
 from assistant.core.ports import (
@@ -206,9 +207,10 @@ class OnnxRecognizer:
         # Calls run the one model from their own threads. More runs at once than cores only
         # slow each other down, and each run in flight holds its own intermediate tensors in
         # onnxruntime's arena: 16 at once grew the process by 270 MB, 2 at a time by 46 MB,
-        # in the same time (measured here, issue 11).
+        # in the same time (measured here, issue 11). A run a caller who has stopped is waiting
+        # for (a flushed reading, the end of a turn) takes the next free slot first.
         self.max_parallel = max(1, max_parallel if max_parallel else (os.cpu_count() or 1))
-        self._slots = threading.BoundedSemaphore(self.max_parallel)
+        self.slots = RunSlots(self.max_parallel)
         self.initial_state = self._prime(prime_seconds)
         self.load_info = LoadInfo(0.0, _peak_rss_mb(), model.sha256)
 
@@ -277,14 +279,15 @@ class OnnxRecognizer:
         return restrict(logp, BLANK_ID, self.yesno_classes, self._yesno_columns)
 
     def run_chunk(
-        self, chunk: Float32, offset: int, att: Float32, cnn: Float32
+        self, chunk: Float32, offset: int, att: Float32, cnn: Float32, *, urgent: bool = False
     ) -> tuple[Float32, Float32, Float32]:
-        """One chunk through the model: log-posteriors [10, C] and the new caches."""
+        """One chunk through the model: log-posteriors [10, C] and the new caches. ``urgent``:
+        a caller is waiting for this run (see :class:`~assistant.asr.slots.RunSlots`)."""
         model = self._model
         if self._closed or model is None:
             raise RecognizerError("the recogniser is closed", code="asr_decode_failed")
         try:
-            with self._slots:
+            with self.slots.hold(urgent=urgent):
                 out, new_att, new_cnn = model.run(
                     None,
                     {
@@ -402,7 +405,7 @@ class OnnxSession(SessionGuard):
         padded = np.zeros((CHUNK_FRAMES, NUM_BINS), dtype=np.float32)
         padded[:left] = self._pending
         offset = OUT_FRAMES * (self._offset + self._chunks)
-        logp, _att, _cnn = self._rec.run_chunk(padded, offset, self._att, self._cnn)
+        logp, _att, _cnn = self._rec.run_chunk(padded, offset, self._att, self._cnn, urgent=True)
         self._flushed = (key, logp[:keep])
         return self._flushed[1]
 
@@ -410,7 +413,7 @@ class OnnxSession(SessionGuard):
         spec = self._require_spec()
         self._add_frames(self._fbank.finish())
         while len(self._pending) >= CHUNK_FRAMES:
-            self._run(self._pending[:CHUNK_FRAMES], OUT_FRAMES)
+            self._run(self._pending[:CHUNK_FRAMES], OUT_FRAMES, urgent=True)
             self._pending = self._pending[STEP_FRAMES:]
         left = len(self._pending)
         flushed = self._flushed
@@ -421,7 +424,7 @@ class OnnxSession(SessionGuard):
             keep = max(1, math.ceil((left - CONTEXT_FRAMES) / SUBSAMPLING))
             padded = np.zeros((CHUNK_FRAMES, NUM_BINS), dtype=np.float32)
             padded[:left] = self._pending
-            self._run(padded, keep)
+            self._run(padded, keep, urgent=True)
         self._flushed = None
         self._pending = self._pending[:0]
         try:
@@ -443,9 +446,9 @@ class OnnxSession(SessionGuard):
         if len(frames):
             self._pending = np.concatenate([self._pending, frames])
 
-    def _run(self, chunk: Float32, keep: int) -> None:
+    def _run(self, chunk: Float32, keep: int, *, urgent: bool = False) -> None:
         logp, self._att, self._cnn = self._rec.run_chunk(
-            chunk, OUT_FRAMES * (self._offset + self._chunks), self._att, self._cnn
+            chunk, OUT_FRAMES * (self._offset + self._chunks), self._att, self._cnn, urgent=urgent
         )
         self._chunks += 1
         self._keep(logp[:keep])
