@@ -12,7 +12,7 @@ Silero VAD, the 8 -> 16 kHz stream resampler and the recogniser session (one sha
 real time the callers were when their audio ended (p50 / max), the seconds from the end of the
 audio to the final reading (p50 / max; what a caller would wait beyond the turn's end rule), the
 process CPU in cores, and the codes read whole. ``--switch-ms`` runs every level once per
-interpreter switch interval given (``sys.setswitchinterval``; the box's ``--gil-switch-ms``), in
+interpreter switch interval given (``sys.setswitchinterval``; the box keeps Python's default), in
 turns, ``--rounds`` times, so that the intervals are compared in one process on a host whose
 speed drifts. The box's own figures come from
 ``bench_calls.py``; its callers and SIP stack take CPU this script leaves free.

@@ -1,12 +1,13 @@
 """What the final decoding of a turn costs: the digit search a caller waits for at every code.
 
 Figures only, printed; not a test (issue 11). Spliced codes of the corpus speaker (150-400 ms
-gaps, ``bench_codes.build_codes``) go through a μ-law line and the recogniser once; then the
-digits decoder (:meth:`assistant.asr.decoder.DigitDecoder.decode`: the counting Viterbi search,
-the length prior, the substitutions, the N-best and the fill rule) runs on each code's frame
-scores ``--rounds`` times, and the process CPU per decoding is printed (median and mean over
-the codes), with the codes read whole. It is pure Python and numpy under the interpreter lock:
-when 16 callers finish their codes in the same second, their decodings run one after another.
+gaps, ``bench_codes.build_codes``) go through a μ-law line and the recogniser once, to its
+``end``; then the digits decoder (:meth:`assistant.asr.decoder.DigitDecoder.decode`: the
+counting Viterbi search, the length prior, the substitutions, the N-best and the fill rule)
+runs on each code's frame scores ``--rounds`` times, and the process CPU per decoding is
+printed (median and mean over the codes), with the codes read whole. It is pure Python and
+numpy under the interpreter lock: when 16 callers finish their codes in the same second, their
+decodings run one after another.
 
 Usage: ``PYTHONPATH=. .venv/bin/python scripts/bench_decode.py [--codes 20] [--rounds 10]``.
 Run it from an older checkout (a git worktree) to compare.
@@ -61,12 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         session.begin(spec)
         session.feed(heard)
         recognition = session.end()
-        session.close()
         whole += reader.read_digits(recognition.text).digits == code
-        # the same frame scores the session decoded, decoded again and timed
-        session = recognizer.open_session()
-        session.begin(spec)
-        session.feed(heard)
+        # the very frame scores end() decoded (kept until close), decoded again and timed
         scores = session._frame_scores(len(decoder.grammar.words))
         session.close()
         frames.append(scores.num_frames)
