@@ -5,9 +5,12 @@ gaps, ``bench_codes.build_codes``) go through a μ-law line and the recogniser o
 ``end``; then the digits decoder (:meth:`assistant.asr.decoder.DigitDecoder.decode`: the
 counting Viterbi search, the length prior, the substitutions, the N-best and the fill rule)
 runs on each code's frame scores ``--rounds`` times, and the process CPU per decoding is
-printed (median and mean over the codes), with the codes read whole. It is pure Python and
-numpy under the interpreter lock: when 16 callers finish their codes in the same second, their
-decodings run one after another.
+printed (median and mean over the codes), with the codes read whole. Then as the box runs it:
+the search fed each model step's ten frames as they come (:meth:`DigitDecoder.search`), and at
+the turn's end only what is left (the open run of blank frames, the trace, the prior, the
+N-best and the fill rule), with the readings checked against the whole search's. It is pure
+Python and numpy under the interpreter lock: when 16 callers finish their codes in the same
+second, their decodings run one after another.
 
 Usage: ``PYTHONPATH=. .venv/bin/python scripts/bench_decode.py [--codes 20] [--rounds 10]``.
 Run it from an older checkout (a git worktree) to compare.
@@ -28,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_codes as bc
 
+from assistant.asr.decoder import FrameScores
 from assistant.asr.engine import OnnxRecognizer
 from assistant.audio.g711 import phone_line
 from assistant.audio.resample import resample
@@ -53,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     reader = NumberReader.load()
     spec = ListenSpec(ListenMode.DIGITS, 10)
     per_code: list[float] = []
+    #: per code: CPU at the turn's end with the search fed during the turn, and of the feeding
+    streamed: list[tuple[float, float]] | None = [] if hasattr(decoder, "search") else None
+    same = 0
     frames: list[int] = []
     whole = 0
     for code, pcm in codes:
@@ -70,8 +77,24 @@ def main(argv: list[str] | None = None) -> int:
         decoder.decode(scores, 10)  # warm
         cpu = time.process_time()
         for _ in range(args.rounds):
-            decoder.decode(scores, 10)
+            found = decoder.decode(scores, 10)
         per_code.append((time.process_time() - cpu) / args.rounds)
+        if streamed is None:
+            continue
+        # as the box runs it: the search fed one model step (10 frames) at a time while the
+        # caller speaks, and at the turn's end only the rest
+        fed = 0.0
+        for _ in range(args.rounds):
+            cpu = time.process_time()
+            search = decoder.search(10)
+            for t in range(0, scores.num_frames, 10):
+                search.advance(_frames(scores, t, t + 10))
+            fed += time.process_time() - cpu
+        at_end = time.process_time()
+        for _ in range(args.rounds):
+            late = decoder.decode(scores, 10, search)
+        streamed.append(((time.process_time() - at_end) / args.rounds, fed / args.rounds))
+        same += late == found
     recognizer.close()
     ms = np.asarray(per_code) * 1000
     print(
@@ -82,7 +105,26 @@ def main(argv: list[str] | None = None) -> int:
         f"digits decode, process CPU per code: median {np.median(ms):.1f} ms, "
         f"mean {np.mean(ms):.1f} ms, max {np.max(ms):.1f} ms; codes whole {whole}/{len(codes)}"
     )
+    if streamed:
+        end_ms = np.asarray([e for e, _ in streamed]) * 1000
+        fed_ms = np.asarray([f for _, f in streamed]) * 1000
+        print(
+            f"with the search fed step by step during the turn (as the box runs it): at the "
+            f"turn's end median {np.median(end_ms):.1f} ms, mean {np.mean(end_ms):.1f} ms, max "
+            f"{np.max(end_ms):.1f} ms; the feeding, spread over the turn, median "
+            f"{np.median(fed_ms):.1f} ms per code; readings the same as the whole search "
+            f"{same}/{len(streamed)}"
+        )
     return 0
+
+
+def _frames(scores: FrameScores, start: int, end: int) -> FrameScores:
+    return FrameScores(
+        scores.blank[start:end],
+        scores.words[start:end],
+        scores.other[start:end],
+        scores.other_best[start:end],
+    )
 
 
 if __name__ == "__main__":

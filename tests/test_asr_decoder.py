@@ -6,6 +6,7 @@ import itertools
 import math
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ from assistant.asr.decoder import (
     FrameScores,
     LengthPrior,
     LoopGrammar,
+    Search,
     SearchParams,
     WordClasses,
     YesNoDecoder,
@@ -58,7 +60,7 @@ def frames(spec: list[Frame], words: tuple[str, ...] = WORDS, other: float = 0.9
             probs[t, 0] = 1.0 - p
     probs /= probs.sum(axis=1, keepdims=True)
     logp = np.log(probs).astype(np.float32)
-    return FrameScores(logp[:, 0], logp[:, 1:-1], logp[:, -1])
+    return FrameScores(logp[:, 0], logp[:, 1:-1], logp[:, -1], logp[:, -1])
 
 
 def said(*words: str, gap: int = 2) -> list[Frame]:
@@ -139,7 +141,7 @@ def test_filler_absorbs_other_speech_instead_of_inventing_digits() -> None:
         if f == "?":
             words[t, WORDS.index("hai")] = math.log(0.08)
             blank[t] = math.log(0.02)
-    scores = FrameScores(blank, words, scores.other)
+    scores = FrameScores(blank, words, scores.other, scores.other_best)
     assert text(DIGITS.decode(scores, 10)) == " ".join(TEN_DIGITS)
     without = DigitDecoder(params=SearchParams(use_filler=False))
     assert len(without.decode(scores, None)[0].words) == 11  # the filler is what saved it
@@ -153,7 +155,7 @@ def test_n_best_offers_the_runner_up_digit_with_its_posterior() -> None:
     words = scores.words.copy()
     t = spec.index(("ba", 0.5))
     words[t, WORDS.index("tám")] = math.log(0.45)
-    scores = FrameScores(scores.blank, words, scores.other)
+    scores = FrameScores(scores.blank, words, scores.other, scores.other_best)
     out = DIGITS.decode(scores, 10)
     assert out[0].words[3] == "ba"
     rivals = [h for h in out[1:] if len(h.words) == 10]
@@ -169,7 +171,7 @@ def test_variants_merge_into_one_reading() -> None:
     t = said("bốn", "năm").index("năm")
     words[t, WORDS.index("năm")] = math.log(0.5)
     words[t, WORDS.index("lăm")] = math.log(0.45)
-    scores = FrameScores(scores.blank, words, scores.other)
+    scores = FrameScores(scores.blank, words, scores.other, scores.other_best)
     out = DIGITS.decode(scores, 2)
     assert words_to_digits(out[0].words) == "45"
     assert out[0].word_confidences[1] > 0.9
@@ -269,7 +271,7 @@ def test_yesno_a_word_that_is_mostly_other_speech_is_unknown() -> None:
     scores = frames(spec, YN, other=0.7)
     words = scores.words.copy()
     words[1, YN.index("có")] = math.log(0.25)  # some "có" inside other speech
-    scores = FrameScores(scores.blank, words, scores.other)
+    scores = FrameScores(scores.blank, words, scores.other, scores.other_best)
     assert YESNO.decode(scores) == []
 
 
@@ -289,6 +291,12 @@ def test_restrict_sums_classes_and_keeps_the_rest_as_other() -> None:
     assert math.isclose(math.exp(scores.words[0, 0]), 0.25, rel_tol=1e-5)
     assert math.isclose(math.exp(scores.words[0, 1]), 0.15, rel_tol=1e-5)
     assert math.isclose(math.exp(scores.other[0]), 0.05, rel_tol=1e-4)
+    assert math.isclose(math.exp(scores.other_best[0]), 0.05, rel_tol=1e-4)
+    # two classes outside the words: "other" is their total, "other_best" the larger one
+    logp = np.log(np.array([[0.5, 0.2, 0.1, 0.1, 0.06, 0.04]])).astype(np.float32)
+    scores = restrict(logp, 0, classes)
+    assert math.isclose(math.exp(scores.other[0]), 0.10, rel_tol=1e-4)
+    assert math.isclose(math.exp(scores.other_best[0]), 0.06, rel_tol=1e-4)
 
 
 def test_greedy_labels_collapse_repeats_and_drop_filler() -> None:
@@ -376,7 +384,7 @@ def test_viterbi_finds_the_best_path_of_every_count(
     logits = rng.normal(size=(n_frames, 4)) * 2.5
     logits[:, 0] += rng.choice([0.0, 3.0, 12.0], size=n_frames)  # some frames sure blank
     logp = (logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))).astype(np.float32)
-    scores = FrameScores(logp[:, 0], logp[:, 1:3], logp[:, 3])
+    scores = FrameScores(logp[:, 0], logp[:, 1:3], logp[:, 3], logp[:, 3])
     params = SearchParams(
         word_penalty=0.3, filler_penalty=1.0, filler_frame_penalty=0.2, use_filler=use_filler
     )
@@ -387,6 +395,55 @@ def test_viterbi_finds_the_best_path_of_every_count(
         assert path.count == k
         assert math.isclose(path.score, want[k], rel_tol=1e-9, abs_tol=1e-9)
         assert len(path.words) == len(path.spans)
+
+
+def _slice(scores: FrameScores, start: int, end: int) -> FrameScores:
+    return FrameScores(
+        scores.blank[start:end],
+        scores.words[start:end],
+        scores.other[start:end],
+        scores.other_best[start:end],
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(1, 60),
+    st.lists(st.integers(0, 60), max_size=6),
+    st.booleans(),
+)
+def test_the_search_fed_in_blocks_finds_the_paths_of_all_frames_at_once(
+    seed: int, n_frames: int, cuts: list[int], use_filler: bool
+) -> None:
+    # The box feeds the digit search one model step at a time while the caller speaks; any
+    # split of the frames must give the very paths of the whole search, runs of sure-blank
+    # frames across a split included, and asking for the paths midway changes nothing.
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n_frames, len(WORDS) + 2)) * 2.5
+    logits[:, 0] += rng.choice([0.0, 4.0, 14.0, 14.0], size=n_frames)  # sure-blank runs
+    logp = (logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))).astype(np.float32)
+    scores = FrameScores(logp[:, 0], logp[:, 1:-1], logp[:, -1], logp[:, -1])
+    params = SearchParams(use_filler=use_filler)
+    whole = viterbi(scores, DIGITS.grammar, params, 12)
+    search = Search(DIGITS.grammar, params, 12)
+    start = 0
+    for cut in [*sorted(c for c in cuts if c < n_frames), n_frames]:
+        search.advance(_slice(scores, start, cut))
+        start = cut
+        search.paths()
+    assert search.frames == n_frames
+    assert search.paths() == whole
+
+
+def test_decode_takes_a_search_fed_with_the_same_frames_only() -> None:
+    scores = frames(said(*TEN_DIGITS))
+    search = DIGITS.search(10)
+    for t in range(0, scores.num_frames, 10):
+        search.advance(_slice(scores, t, t + 10))
+    assert DIGITS.decode(scores, 10, search) == DIGITS.decode(scores, 10)
+    with pytest.raises(ValueError, match="frames"):
+        DIGITS.decode(_slice(scores, 0, scores.num_frames - 1), 10, search)
 
 
 def test_the_search_plan_is_built_once_per_grammar() -> None:
@@ -402,6 +459,53 @@ def test_the_search_plan_is_built_once_per_grammar() -> None:
     for n in range(2 * decoder_module._PLANS_KEPT):
         decoder_module._plan(grammar, None, n + 1)
     assert len(decoder_module._PLANS) <= decoder_module._PLANS_KEPT
+
+
+# -- a number closed where a group ends (GroupSplit) ----------------------------------------------
+
+#: "bảy mươi | ba mười sáu | không không không không không": 70, 3, 16, 00000, ten digits; the
+#: same words read as one number, "bảy mươi ba" (73), are nine.
+GROUPS = ("bảy", "mươi", "ba", "mười", "sáu", *["không"] * 5)
+
+
+def digits_of(out: list[decoder_module.Scored]) -> str:
+    reader = pytest.importorskip("assistant.language.numbers").NumberReader.load()
+    return str(reader.read_digits(out[0].text).digits) if out else ""
+
+
+def test_a_number_is_closed_where_the_count_expected_says_a_group_ended() -> None:
+    spec = said(*GROUPS[:2]) + ["-"] * 6 + said(*GROUPS[2:])[2:]  # the caller's pause
+    scores = frames(spec)
+    assert digits_of(DigitDecoder(split=None).decode(scores, 10)) == "731600000"  # one short
+    out = DIGITS.decode(scores, 10)
+    assert out[0].text.startswith("bảy mươi, ba") and digits_of(out) == "7031600000"
+    # "bảy mươi ba mười, sáu" (73, 10, 6) is as many digits: right behind, so the dialog marks
+    # the digits where the two differ unsure; the one-number reading further down
+    assert words_to_digits(out[1].words) == "7310600000" and out[1].confidence > 0.3
+    assert "731600000" in [words_to_digits(o.words) for o in out]
+    # With nothing expected, or a reading already whole, the words are read as they are.
+    assert digits_of(DIGITS.decode(scores, None)) == "731600000"
+    assert digits_of(DIGITS.decode(scores, 9)) == "731600000"
+    whole = frames(said("bảy", "mươi", "ba", *["một"] * 8))
+    assert digits_of(DIGITS.decode(whole, 10)) == "7311111111"
+
+
+def test_a_split_does_not_make_a_partial_reading_look_whole() -> None:
+    # "bảy mươi ba một" and a stop: 731, or 7031 split; both far short, and the split costs.
+    out = DIGITS.decode(frames(said("bảy", "mươi", "ba", "một")), 10)
+    assert digits_of(out) == "731"
+
+
+def test_a_pause_chooses_where_to_close_when_there_are_two_places() -> None:
+    # "bảy mươi ba tám mươi tư một một một một", nine digits expected: 73 84 1111 is one short,
+    # and closing after either "mươi" makes nine. The pause after the first decides; the other
+    # split stays right behind it, so the dialog marks the digits where they differ unsure.
+    words = ("bảy", "mươi", "ba", "tám", "mươi", "tư", *["một"] * 4)
+    spec = said(*words[:2]) + ["-"] * 6 + said(*words[2:])[2:]
+    out = DIGITS.decode(frames(spec), 9)
+    assert digits_of(out) == "703841111"
+    assert words_to_digits(out[1].words) == "738041111"
+    assert out[1].confidence > 0.3
 
 
 # -- a code read in one go is never silently shortened (FillRule) ------------------------------
@@ -457,10 +561,12 @@ def test_the_dialog_asks_again_for_the_filled_group() -> None:
 # -- yes/no hears every clear answer ------------------------------------------------------------
 
 
-def split_frames(parts: dict[str, float], before: int = 2, after: int = 2) -> FrameScores:
+def split_frames(
+    parts: dict[str, float], before: int = 2, after: int = 2, fill: float = 1e-6
+) -> FrameScores:
     """Blank frames around two frames whose non-blank mass is split between ``parts``."""
     n = before + 2 + after
-    probs = np.full((n, len(YN) + 2), 1e-6)
+    probs = np.full((n, len(YN) + 2), fill)
     probs[:, 0] = 1.0
     for t in (before, before + 1):
         probs[t, 0] = 1.0 - sum(parts.values())
@@ -468,7 +574,7 @@ def split_frames(parts: dict[str, float], before: int = 2, after: int = 2) -> Fr
             probs[t, 1 + YN.index(w)] = p
     probs /= probs.sum(axis=1, keepdims=True)
     logp = np.log(probs).astype(np.float32)
-    return FrameScores(logp[:, 0], logp[:, 1:-1], logp[:, -1])
+    return FrameScores(logp[:, 0], logp[:, 1:-1], logp[:, -1], logp[:, -1])
 
 
 def test_yesno_an_answer_split_between_its_words_is_still_heard() -> None:
@@ -480,9 +586,68 @@ def test_yesno_an_answer_split_between_its_words_is_still_heard() -> None:
     out = YESNO.decode(split_frames({"không": 0.3, "hông": 0.3, "sai": 0.3}))
     assert out and reader.read_yesno(out[0].text) is not None
     assert reader.read_yesno(out[0].text).value == "no"  # type: ignore[union-attr]
-    # Split between a yes and a no word, it stays unclear (never a guess).
-    mixed = YESNO.decode(split_frames({"có": 0.45, "không": 0.45}))
+    # Split evenly between a yes and a no word, it stays unclear (never a guess)...
+    mixed = YESNO.decode(split_frames({"có": 0.45, "không": 0.45}, fill=1e-30))
     assert not mixed or reader.read_yesno(mixed[0].text) is None
+    # ...and the answer the model ranks first is the answer heard.
+    tilted = YESNO.decode(split_frames({"có": 0.35, "không": 0.55}))
+    assert tilted and str(reader.read_yesno(tilted[0].text)) == "no"
+
+
+def _log32(a: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    return np.log(a).astype(np.float32)
+
+
+def scattered(word: str, p: float, other: float, pieces: int, before: int = 2) -> FrameScores:
+    """Blank frames around two frames where ``word`` holds ``p`` and ``other`` is spread
+    evenly over ``pieces`` classes outside the grammar (their total and their best one)."""
+    n = before + 4
+    probs = np.full((n, len(YN)), 1e-6)
+    blank = np.full(n, 1.0)
+    rest, best = np.full(n, 1e-6), np.full(n, 1e-6)
+    for t in (before, before + 1):
+        probs[t, YN.index(word)] = p
+        rest[t], best[t] = other, other / pieces
+        blank[t] = 1.0 - p - other
+    return FrameScores(_log32(blank), _log32(probs), _log32(rest), _log32(best))
+
+
+def test_yesno_an_answer_that_is_the_best_class_is_heard_among_scattered_speech() -> None:
+    # A telephone "không" at 0.35 while 0.45 of the frame is spread over six other tokens,
+    # none of them above 0.08: the model's best class is "không" (free mode writes it), so
+    # yes/no mode must hear it too; against all other speech together it held under half.
+    assert text(YESNO.decode(scattered("không", 0.35, 0.45, pieces=6))) == "không"
+    # One other token stronger than the word is a rival: unknown speech, no answer.
+    assert YESNO.decode(scattered("không", 0.35, 0.45, pieces=1)) == []
+
+
+def faint(peaks: dict[int, tuple[str, float]], n: int = 12) -> FrameScores:
+    """Blank everywhere but the given frames, where a word ("?": a class outside the grammar)
+    holds the given probability."""
+    probs = np.full((n, len(YN)), 1e-6)
+    blank, other = np.full(n, 1.0), np.full(n, 1e-6)
+    for t, (word, p) in peaks.items():
+        if word == "?":
+            other[t] = p
+        else:
+            probs[t, YN.index(word)] = p
+        blank[t] = 1.0 - p
+    return FrameScores(_log32(blank), _log32(probs), _log32(other), _log32(other))
+
+
+def test_yesno_a_faint_unrivalled_answer_is_heard() -> None:
+    # On a noisy line the model gives blank nearly all the mass of an answer it still ranks
+    # first: too weak for the search, heard because nothing in the turn rivals it.
+    out = YESNO.decode(faint({5: ("đúng", 0.08), 6: ("đúng", 0.06)}))
+    assert text(out) == "đúng" and out[0].word_confidences == pytest.approx((0.08,), rel=1e-3)
+    assert text(YESNO.decode(faint({4: ("hông", 0.05), 5: ("không", 0.04)}))) == "hông"
+    # The other answer anywhere in the turn within five times: unclear, never a guess.
+    assert YESNO.decode(faint({5: ("đúng", 0.08), 9: ("không", 0.02)})) == []
+    # Other speech in the turn within five times: unclear.
+    assert YESNO.decode(faint({5: ("đúng", 0.08), 1: ("?", 0.02)})) == []
+    # Below 0.05, or nothing at all: nothing heard.
+    assert YESNO.decode(faint({5: ("đúng", 0.04)})) == []
+    assert YESNO.decode(faint({})) == []
 
 
 def test_yesno_counts_tone_neighbours_of_the_answer_words() -> None:

@@ -331,6 +331,12 @@ class OnnxSession(SessionGuard):
         self._chunks = 0
         self._att, self._cnn, self._offset = self._rec.initial_state
         self._scores: list[FrameScores] = []
+        #: digits mode: the digit search, fed every step's frames as they come (see _keep)
+        self._search = (
+            self._rec.digits.search(spec.expected_digits)
+            if spec.mode is ListenMode.DIGITS
+            else None
+        )
         self._best_ids: list[npt.NDArray[np.int64]] = []
         self._best_logp: list[Float32] = []
         self._partial = ""
@@ -431,11 +437,13 @@ class OnnxSession(SessionGuard):
             result = self._decode(spec)
         finally:
             self._spec = None
+            self._search = None
         return result
 
     def close(self) -> None:
         """Drop the utterance and refuse further use. Idempotent."""
         self._mark_closed()
+        self._search = None
         self._scores = []
         self._best_ids = []
         self._best_logp = []
@@ -459,7 +467,16 @@ class OnnxSession(SessionGuard):
         assert self._spec is not None
         mode = self._spec.mode
         if mode is ListenMode.DIGITS:
-            self._scores.append(self._rec.restrict(logp, ListenMode.DIGITS))
+            scores = self._rec.restrict(logp, ListenMode.DIGITS)
+            self._scores.append(scores)
+            if self._search is not None:
+                try:
+                    self._search.advance(scores)
+                except (ValueError, IndexError, FloatingPointError) as exc:
+                    raise RecognizerError(
+                        f"speech decoder failed: {type(exc).__name__}: {exc}",
+                        code="asr_decode_failed",
+                    ) from exc
         elif mode is ListenMode.YESNO:
             self._scores.append(self._rec.restrict(logp, ListenMode.YESNO))
         else:
@@ -524,7 +541,7 @@ class OnnxSession(SessionGuard):
         try:
             if spec.mode is ListenMode.DIGITS:
                 scores = self._frame_scores(len(self._rec.digits.grammar.words))
-                found = self._rec.digits.decode(scores, spec.expected_digits)
+                found = self._rec.digits.decode(scores, spec.expected_digits, self._search)
             else:
                 scores = self._frame_scores(len(self._rec.yesno.grammar.words))
                 found = self._rec.yesno.decode(scores)
