@@ -506,6 +506,14 @@ def test_a_pause_chooses_where_to_close_when_there_are_two_places() -> None:
     assert digits_of(out) == "703841111"
     assert words_to_digits(out[1].words) == "738041111"
     assert out[1].confidence > 0.3
+    from assistant.core.dialog import Heard
+    from assistant.core.ports import Hypothesis, Recognition
+    from assistant.language.numbers import NumberReader
+    from dialogs.reset import ResetDialog
+
+    rec = Recognition(tuple(Hypothesis(s.text, s.confidence, s.word_confidences) for s in out))
+    reading = ResetDialog(NumberReader.load()).read(Heard(rec))
+    assert reading.digits == "703841111" and reading.unsure == {1, 2, 3}
 
 
 # -- a code read in one go is never silently shortened (FillRule) ------------------------------
