@@ -1153,6 +1153,8 @@ class YesNoDecoder:
         for answer in sorted({m.value for m in meaning if m is not None}):
             own = [j for j, m in enumerate(meaning) if m is not None and m.value == answer]
             found.append((float(probs[:, own].sum(axis=1).max()), own))
+        if not found:
+            return []  # a grammar without answer words
         found.sort(key=lambda f: f[0])
         peak, own = found[-1]
         rival = max(
