@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_codes as bc
 
-from assistant.asr.decoder import FrameScores
 from assistant.asr.engine import OnnxRecognizer
 from assistant.audio.g711 import phone_line
 from assistant.audio.resample import resample
@@ -88,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu = time.process_time()
             search = decoder.search(10)
             for t in range(0, scores.num_frames, 10):
-                search.advance(_frames(scores, t, t + 10))
+                search.advance(scores.frames(t, t + 10))
             fed += time.process_time() - cpu
         at_end = time.process_time()
         for _ in range(args.rounds):
@@ -116,15 +115,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{same}/{len(streamed)}"
         )
     return 0
-
-
-def _frames(scores: FrameScores, start: int, end: int) -> FrameScores:
-    return FrameScores(
-        scores.blank[start:end],
-        scores.words[start:end],
-        scores.other[start:end],
-        scores.other_best[start:end],
-    )
 
 
 if __name__ == "__main__":

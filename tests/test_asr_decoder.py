@@ -397,15 +397,6 @@ def test_viterbi_finds_the_best_path_of_every_count(
         assert len(path.words) == len(path.spans)
 
 
-def _slice(scores: FrameScores, start: int, end: int) -> FrameScores:
-    return FrameScores(
-        scores.blank[start:end],
-        scores.words[start:end],
-        scores.other[start:end],
-        scores.other_best[start:end],
-    )
-
-
 @settings(max_examples=60, deadline=None)
 @given(
     st.integers(0, 2**32 - 1),
@@ -429,7 +420,7 @@ def test_the_search_fed_in_blocks_finds_the_paths_of_all_frames_at_once(
     search = Search(DIGITS.grammar, params, 12)
     start = 0
     for cut in [*sorted(c for c in cuts if c < n_frames), n_frames]:
-        search.advance(_slice(scores, start, cut))
+        search.advance(scores.frames(start, cut))
         start = cut
         search.paths()
     assert search.frames == n_frames
@@ -440,10 +431,10 @@ def test_decode_takes_a_search_fed_with_the_same_frames_only() -> None:
     scores = frames(said(*TEN_DIGITS))
     search = DIGITS.search(10)
     for t in range(0, scores.num_frames, 10):
-        search.advance(_slice(scores, t, t + 10))
+        search.advance(scores.frames(t, t + 10))
     assert DIGITS.decode(scores, 10, search) == DIGITS.decode(scores, 10)
     with pytest.raises(ValueError, match="frames"):
-        DIGITS.decode(_slice(scores, 0, scores.num_frames - 1), 10, search)
+        DIGITS.decode(scores.frames(0, scores.num_frames - 1), 10, search)
 
 
 def test_the_search_plan_is_built_once_per_grammar() -> None:

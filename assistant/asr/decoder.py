@@ -65,6 +65,15 @@ class FrameScores:
         none = np.zeros(0, np.float32)
         return FrameScores(none, np.zeros((0, num_words), np.float32), none, none)
 
+    def frames(self, start: int, end: int) -> FrameScores:
+        """Frames ``start`` to ``end`` (exclusive), as a recogniser step hands them over."""
+        return FrameScores(
+            self.blank[start:end],
+            self.words[start:end],
+            self.other[start:end],
+            self.other_best[start:end],
+        )
+
     @staticmethod
     def concat(parts: Sequence[FrameScores], num_words: int) -> FrameScores:
         if not parts:

@@ -472,11 +472,8 @@ class OnnxSession(SessionGuard):
             if self._search is not None:
                 try:
                     self._search.advance(scores)
-                except (ValueError, IndexError, FloatingPointError) as exc:
-                    raise RecognizerError(
-                        f"speech decoder failed: {type(exc).__name__}: {exc}",
-                        code="asr_decode_failed",
-                    ) from exc
+                except DECODER_FAULTS as exc:
+                    raise _decoder_failed(exc) from exc
         elif mode is ListenMode.YESNO:
             self._scores.append(self._rec.restrict(logp, ListenMode.YESNO))
         else:
@@ -545,11 +542,19 @@ class OnnxSession(SessionGuard):
             else:
                 scores = self._frame_scores(len(self._rec.yesno.grammar.words))
                 found = self._rec.yesno.decode(scores)
-        except (ValueError, IndexError, FloatingPointError) as exc:
-            raise RecognizerError(
-                f"speech decoder failed: {type(exc).__name__}: {exc}", code="asr_decode_failed"
-            ) from exc
+        except DECODER_FAULTS as exc:
+            raise _decoder_failed(exc) from exc
         return Recognition(tuple(_hypothesis(s) for s in found))
+
+
+#: What our own decoders raise on scores they cannot search (wrapped by :func:`_decoder_failed`).
+DECODER_FAULTS = (ValueError, IndexError, FloatingPointError)
+
+
+def _decoder_failed(exc: Exception) -> RecognizerError:
+    return RecognizerError(
+        f"speech decoder failed: {type(exc).__name__}: {exc}", code="asr_decode_failed"
+    )
 
 
 def _greedy_reading(
