@@ -33,6 +33,7 @@ figures must come from the wire, not from the box's own clock.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -73,6 +74,8 @@ TURN_GAP_S = 0.5  # caller packets this far apart belong to different turns
 LATE_S = 0.02  # a packet later than this behind its stream's schedule is late
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
+SOL_PACKET = 263
+PACKET_IGNORE_OUTGOING = 23
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux: 35
 
 
@@ -103,6 +106,11 @@ class LoopbackCapture:
         self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 20)
         self._sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        # loopback shows every packet twice, as sent and as received: have the kernel drop
+        # the sent copy (Linux 4.20+) instead of waking this thread for it; older kernels
+        # refuse the option and _run skips those copies itself
+        with contextlib.suppress(OSError):
+            self._sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         self._sock.bind(("lo", 0))
         self._sock.settimeout(0.2)
         self._stop = threading.Event()
@@ -159,8 +167,11 @@ class LoopbackCapture:
             self._parse(packet, at)
 
 
-def caller_side_latencies(packets: list[Packet], box_ports: tuple[int, int]) -> list[float]:
-    """Per call leg (caller port): end of each caller turn → the box's next audible packet."""
+def caller_side_latencies(
+    packets: list[Packet], box_ports: tuple[int, int]
+) -> list[tuple[int, float]]:
+    """Per call leg (caller port): end of each caller turn → the box's next audible packet,
+    with the turn's index in its call (0: the code; then "đúng" and "không")."""
     lo, hi = box_ports
     legs: dict[int, tuple[list[Packet], list[Packet]]] = {}
     for p in packets:
@@ -170,7 +181,7 @@ def caller_side_latencies(packets: list[Packet], box_ports: tuple[int, int]) -> 
             legs.setdefault(p.src, ([], []))[0].append(p)
         elif lo <= p.src <= hi:
             legs.setdefault(p.dst, ([], []))[1].append(p)
-    out: list[float] = []
+    out: list[tuple[int, float]] = []
     for sent, heard in legs.values():
         ends: list[float] = []
         last: float | None = None
@@ -183,10 +194,10 @@ def caller_side_latencies(packets: list[Packet], box_ports: tuple[int, int]) -> 
         if last is not None:
             ends.append(last)
         loud = [p.at for p in heard if p.rms >= SPEECH_RMS]
-        for end in ends:
+        for turn, end in enumerate(ends):
             later = [t for t in loud if t > end]
             if later:
-                out.append(later[0] - end)
+                out.append((turn, later[0] - end))
     return out
 
 
@@ -309,8 +320,10 @@ def one_call(
             phone.wait_closed(min(30.0, left()))
     except (AssertionError, RuntimeError, OSError, TimeoutError) as exc:
         start.abort()  # the other callers of this level stop waiting for this one
-        first_line = (str(exc).splitlines() or [""])[0]
-        out.error = f"{type(exc).__name__}: {first_line[:160]}"
+        lines = str(exc).splitlines() or [""]
+        out.error = f"{type(exc).__name__}: {lines[0][:160]}"
+        if len(lines) > 1:  # a softphone's log: its last lines say why
+            out.error += "".join(f"\n    | {line[:160]}" for line in lines[-6:])
     return out
 
 
@@ -404,8 +417,11 @@ def run_level(
         if o.error:
             print(f"  call failed: {o.error}")
     if capture is not None:
-        caller = caller_side_latencies(capture.packets, box_ports)
+        turns = caller_side_latencies(capture.packets, box_ports)
+        caller = [lat for _, lat in turns]
         print(f"  reply latency, caller's side (RTP on the wire): {ms(caller)}")
+        print(f"    after the code: {ms([lat for turn, lat in turns if turn == 0])}")
+        print(f"    after yes/no:   {ms([lat for turn, lat in turns if turn > 0])}")
         box_all = code_lat + yesno_lat
         if caller and box_all:
             behind = pct(caller, 50) - pct(box_all, 50)

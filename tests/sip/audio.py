@@ -61,6 +61,60 @@ def read_wav(path: Path) -> tuple[I16, int]:
     return samples[::channels].astype(np.int16), int(rate)
 
 
+class GrowingWav:
+    """A 16-bit mono PCM WAV that another process is still writing, read as it grows.
+
+    Each :meth:`read` reads only the bytes appended since the last one (the header once), so
+    polling a long recording ten times a second costs its new audio, not the whole file again
+    (16 callers re-reading 40 s dumps took a tenth of a core from the box under test). The
+    samples returned are a view of one buffer that grows by doubling; treat it as read-only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.rate = 0
+        self._data_at: int | None = None  # file offset of the first sample
+        self._read_to = 0  # file offset read so far (whole samples only)
+        self._buf = np.zeros(8000, dtype=np.int16)
+        self._n = 0
+
+    def read(self) -> I16:
+        with self.path.open("rb") as fh:
+            if self._data_at is None:
+                self._header(fh.read(4096))
+                self._read_to = self._data_at or 0
+            fh.seek(self._read_to)
+            new = fh.read()
+        new = new[: len(new) - len(new) % 2]
+        if new:
+            self._read_to += len(new)
+            samples = np.frombuffer(new, dtype="<i2")
+            need = self._n + len(samples)
+            if need > len(self._buf):
+                grown = np.zeros(max(need, 2 * len(self._buf)), dtype=np.int16)
+                grown[: self._n] = self._buf[: self._n]
+                self._buf = grown
+            self._buf[self._n : need] = samples
+            self._n = need
+        return self._buf[: self._n]
+
+    def _header(self, head: bytes) -> None:
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise ValueError(f"{self.path}: not a WAV file (yet)")
+        pos, fmt = 12, None
+        while pos + 8 <= len(head):
+            cid, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
+            if cid == b"fmt ":
+                fmt = struct.unpack("<HHIIHH", head[pos + 8 : pos + 24])
+            elif cid == b"data":
+                if fmt is None or fmt[0] != 1 or fmt[1] != 1 or fmt[5] != 16:
+                    raise ValueError(f"{self.path}: not a 16-bit mono PCM WAV")
+                self.rate = int(fmt[2])
+                self._data_at = pos + 8
+                return
+            pos += 8 + size + (size & 1)
+        raise ValueError(f"{self.path}: no data chunk in its first 4 KB (yet)")
+
+
 def ulaw_encode(samples: I16) -> bytes:
     """G.711 mu-law, as the reference encoder (Sun's g711.c ``linear2ulaw``) does it."""
     seg_end = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF])

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .audio import I16, read_wav
+from .audio import I16, GrowingWav
 from .ctrl_tcp import CtrlTcp, CtrlTcpError
 from .netports import HOST, free_port, free_port_range
 
@@ -126,8 +126,13 @@ class SoftphoneCaller:
         if not self._ready.wait(10):
             self.close()
             raise RuntimeError("baresip did not become ready:\n" + self.log_text())
-        self.ctrl = CtrlTcp(self.ctrl_port)
+        try:
+            self.ctrl = CtrlTcp(self.ctrl_port)
+        except OSError as exc:
+            self.close()
+            raise RuntimeError(f"baresip's ctrl_tcp refused ({exc}):\n" + self.log_text()) from exc
         self.dial_started: float | None = None
+        self._dump: GrowingWav | None = None  # the latest call's recording, read as it grows
         self.established_at: float | None = None
 
     def _read_stdout(self) -> None:
@@ -171,9 +176,11 @@ class SoftphoneCaller:
         dumps = sorted(self.workdir.glob("dump-*-dec.wav"), key=lambda p: p.stat().st_mtime)
         if not dumps:
             raise FileNotFoundError(f"no sndfile dump in {self.workdir}")
-        samples, rate = read_wav(dumps[-1])
-        if rate != 8000:
-            raise ValueError(f"unexpected dump rate {rate}")
+        if self._dump is None or self._dump.path != dumps[-1]:
+            self._dump = GrowingWav(dumps[-1])
+        samples = self._dump.read()
+        if self._dump.rate != 8000:
+            raise ValueError(f"unexpected dump rate {self._dump.rate}")
         return samples
 
     # ------------------------------------------------------------- lifetime
