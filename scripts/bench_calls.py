@@ -12,8 +12,9 @@ Debian's baresip (``tests/sip/softphone.py``) dial at once; each caller listens 
   ``accounts check``);
 * reply latency p50/p95 **from the caller's side**: a raw packet capture on the loopback
   interface (root only) times the RTP on the wire: the caller's last speech packet of a turn →
-  the box's first audible packet after it; and the same figure from the box's own summaries
-  (``stages.reply_latency``), split into "after the code" and "after a yes/no";
+  the box's first audible packet after it, over all turns and split into "after the code"
+  (each call's first turn) and "after a yes/no" (its later turns); and the same figures from
+  the box's own summaries (``stages.reply_latency``);
 * the box's CPU (cores busy during the run), peak RSS (``VmHWM``) and RSS once the level is
   over (``VmRSS``: repeat a level, ``--calls 4,4,4``, to see whether the box grows);
 * the box's outgoing RTP: packets, missing (sequence gaps), late (more than 20 ms behind the
