@@ -30,6 +30,7 @@ from assistant.asr.model import (
     extract,
     load_model,
 )
+from assistant.asr.slots import RunSlots
 from assistant.core.errors import RecognizerError
 from assistant.core.paths import shared_corpus_dir
 from assistant.core.ports import PCM, ListenMode, ListenSpec, Recognition, Recognizer
@@ -473,6 +474,35 @@ def test_engine_errors_become_clear_messages() -> None:
     assert "RuntimeError" in err.value.message and "INVALID_ARGUMENT" in err.value.message
 
 
+class RecordingSlots(RunSlots):
+    """Run slots that remember how urgent each run was."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.urgency: list[bool] = []
+
+    def _acquire(self, urgent: bool) -> None:
+        self.urgency.append(urgent)
+        super()._acquire(urgent)
+
+
+@pytest.mark.parametrize("urgent", [True, False])
+def test_a_flushed_reading_runs_its_step_as_urgent_as_asked(urgent: bool) -> None:
+    words = tuple(dict.fromkeys(ALL_WORDS))
+    slots = RecordingSlots()
+    rec = OnnxRecognizer(
+        fake_model_data(words), chunk_model=ScriptedModel(), prime_seconds=0, slots=slots
+    )
+    session = rec.open_session()
+    session.begin(DIGITS10)
+    session.feed(np.zeros(24000, dtype=np.int16))  # three whole chunks and a part
+    streamed = list(slots.urgency)
+    session.reading(flush=True, urgent=urgent)
+    session.end()  # reuses the flushed step: no more runs
+    assert streamed and not any(streamed)  # the streaming steps wait their turn
+    assert slots.urgency == [*streamed, urgent]
+
+
 def test_misuse_is_reported() -> None:
     words = tuple(dict.fromkeys(ALL_WORDS))
     rec = OnnxRecognizer(fake_model_data(words), chunk_model=ScriptedModel(), prime_seconds=0)
@@ -620,8 +650,8 @@ class EndWatch:
     def feed(self, pcm: PCM) -> str:
         return self.inner.feed(pcm)
 
-    def reading(self, *, flush: bool = False) -> Any:
-        return self.inner.reading(flush=flush)
+    def reading(self, *, flush: bool = False, urgent: bool = True) -> Any:
+        return self.inner.reading(flush=flush, urgent=urgent)
 
     def end(self) -> Recognition:
         before = len(self.counting.offsets)

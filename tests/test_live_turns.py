@@ -241,7 +241,7 @@ class FlushingSession:
         self.fed.append(pcm.copy())
         return ""
 
-    def reading(self, *, flush: bool = False) -> PartialReading:
+    def reading(self, *, flush: bool = False, urgent: bool = True) -> PartialReading:
         words = CODE_WORDS if flush else CODE_WORDS.rsplit(" ", 1)[0]
         heard_s = sum(len(p) for p in self.fed) / 8000 - (0.0 if flush else 0.3)
         return PartialReading(words, (0.9,) * len(words.split()), heard_s, 0.12)
@@ -330,6 +330,54 @@ def test_a_flush_is_spent_only_when_the_reading_could_be_complete(reader: Number
     assert judge.worth_flushing(ListenSpec(ListenMode.DIGITS, 2), None)
     assert judge.worth_flushing(ListenSpec(ListenMode.YESNO), PartialReading(""))
     assert not judge.worth_flushing(ListenSpec(ListenMode.FREE), PartialReading("một"))
+
+
+def test_only_a_flush_that_lacks_one_digit_at_most_goes_before_other_calls(
+    reader: NumberReader,
+) -> None:
+    judge = GrammarJudge(reader)
+    ten = ListenSpec(ListenMode.DIGITS, 10)
+    assert judge.flush_is_urgent(ten, PartialReading("một hai ba bốn năm sáu bảy tám chín"))
+    assert judge.flush_is_urgent(ten, PartialReading("không một hai ba bốn năm sáu bảy tám chín"))
+    # two digits short: still worth a flush, but it waits its turn
+    assert judge.worth_flushing(ten, PartialReading("một hai ba bốn năm sáu bảy tám"))
+    assert not judge.flush_is_urgent(ten, PartialReading("một hai ba bốn năm sáu bảy tám"))
+    assert not judge.flush_is_urgent(ten, PartialReading("mười hai ba bốn năm sáu bảy tám"))
+    assert judge.flush_is_urgent(ListenSpec(ListenMode.DIGITS, 1), None)
+    assert not judge.flush_is_urgent(ListenSpec(ListenMode.DIGITS, 2), None)
+    assert judge.flush_is_urgent(ListenSpec(ListenMode.YESNO), PartialReading(""))
+
+
+class UrgencySession(FlushingSession):
+    """A :class:`FlushingSession` whose running reading lacks ``short`` digits; it records
+    the urgency of every flushed reading asked for."""
+
+    def __init__(self, short: int) -> None:
+        super().__init__()
+        self.short = short
+        self.flushes: list[bool] = []
+
+    def reading(self, *, flush: bool = False, urgent: bool = True) -> PartialReading:
+        if flush:
+            self.flushes.append(urgent)
+        words = CODE_WORDS if flush else " ".join(CODE_WORDS.split()[: -self.short])
+        heard_s = sum(len(p) for p in self.fed) / 8000 - (0.0 if flush else 0.3)
+        return PartialReading(words, (0.9,) * len(words.split()), heard_s, 0.12)
+
+
+@pytest.mark.parametrize(("short", "urgent"), [(1, True), (2, False)])
+def test_the_channel_asks_for_a_flush_as_urgent_as_the_judge_says(
+    voice: PromptVoice, reader: NumberReader, short: int, urgent: bool
+) -> None:
+    loud = (3000 * np.sin(np.arange(8000) * 0.3)).astype(np.int16)
+    media = ScriptedMedia([Silence(0.3), Speak(loud), Silence(2.0)])
+    session = UrgencySession(short)
+    channel = LiveChannel(
+        media, session, 8000, voice, clock=media.clock, judge=GrammarJudge(reader)
+    )
+    event = channel.listen(Listen.digits(10))
+    assert isinstance(event, Heard) and event.recognition.text == CODE_WORDS
+    assert session.flushes == [urgent]
 
 
 def test_a_box_behind_the_line_counts_its_backlog_in_the_reply_latency(  # type: ignore[no-untyped-def]

@@ -180,9 +180,11 @@ class OnnxRecognizer:
         prime_seconds: float = PRIME_SECONDS,
         max_parallel: int | None = None,
         fold_weights: bool = True,
+        slots: RunSlots | None = None,
     ) -> None:
         """``max_parallel``: model runs at once across all calls (default: the CPU count);
-        ``fold_weights``: see :func:`create_session`."""
+        ``fold_weights``: see :func:`create_session`; ``slots``: the run slots to share
+        (default: ``RunSlots(max_parallel)``)."""
         self.vocabulary = Vocabulary(model.tokens)
         self.digits = digits or DigitDecoder()
         # The yes/no tables' words that are single tokens of this model (the others, such as
@@ -210,7 +212,7 @@ class OnnxRecognizer:
         # in the same time (measured here, issue 11). A run a caller who has stopped is waiting
         # for (a flushed reading, the end of a turn) takes the next free slot first.
         self.max_parallel = max(1, max_parallel if max_parallel else (os.cpu_count() or 1))
-        self.slots = RunSlots(self.max_parallel)
+        self.slots = slots if slots is not None else RunSlots(self.max_parallel)
         self.initial_state = self._prime(prime_seconds)
         self.load_info = LoadInfo(0.0, _peak_rss_mb(), model.sha256)
 
@@ -361,15 +363,15 @@ class OnnxSession(SessionGuard):
             self._pending = self._pending[STEP_FRAMES:]
         return self._partial_text(spec)
 
-    def reading(self, *, flush: bool = False) -> PartialReading:
+    def reading(self, *, flush: bool = False, urgent: bool = True) -> PartialReading:
         """What the utterance holds so far, cheaply: the best class of every output frame
         (no search) among what the listening mode keeps, each word's peak posterior, the
         seconds heard and the blank after the last word. ``flush``: also run the features not
         yet in a whole chunk through the model, padded as :meth:`end` does, from the current
         caches without keeping the new ones; ``end`` reuses that step when no audio came in
-        between."""
+        between. ``urgent=False`` lets that step wait behind other calls' streaming steps."""
         spec = self._require_spec()
-        tail = self._flush_step() if flush else None
+        tail = self._flush_step(urgent) if flush else None
         # The model adds output frames once per chunk (0.4 s) while the endpointer asks every
         # 20 ms frame of a pause: a reading over the same frames is the same reading.
         key = (self._frames, None if tail is None or self._flushed is None else self._flushed[0])
@@ -400,7 +402,7 @@ class OnnxSession(SessionGuard):
         text, confidences, blank = _greedy_reading(scores, words)
         return PartialReading(text, confidences, heard_s, blank * OUTPUT_FRAME_S)
 
-    def _flush_step(self) -> Float32 | None:
+    def _flush_step(self, urgent: bool = True) -> Float32 | None:
         left = len(self._pending)
         if not (left > CONTEXT_FRAMES or (self._chunks == 0 and left > 0)):
             return None
@@ -411,7 +413,7 @@ class OnnxSession(SessionGuard):
         padded = np.zeros((CHUNK_FRAMES, NUM_BINS), dtype=np.float32)
         padded[:left] = self._pending
         offset = OUT_FRAMES * (self._offset + self._chunks)
-        logp, _att, _cnn = self._rec.run_chunk(padded, offset, self._att, self._cnn, urgent=True)
+        logp, _att, _cnn = self._rec.run_chunk(padded, offset, self._att, self._cnn, urgent=urgent)
         self._flushed = (key, logp[:keep])
         return self._flushed[1]
 

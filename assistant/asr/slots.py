@@ -8,7 +8,10 @@ stopped is waiting for: the flushed step whose reading may end the turn, and the
 ``end``. When 16 callers finish their codes in the same second, a first-come queue puts each of
 those behind the streaming steps of everyone else; :class:`RunSlots` lets an urgent run take the
 next free slot before any streaming one, and streaming runs keep their order among themselves.
-Urgent runs are few (one or two per pause), so streaming runs are never held back for long.
+Urgent runs are few (one or two per pause), so streaming runs are never held back for long. A
+flushed step that is a long shot (a code two digits short, see
+:meth:`~assistant.call.channels.live.GrammarJudge.flush_is_urgent`) is not urgent: put first, such
+steps held up the streaming steps that the other callers' turns could end on.
 """
 
 from __future__ import annotations

@@ -134,17 +134,20 @@ class ReadsPartially(Protocol):
     """A :class:`RecognizerSession` that can say what it has heard so far, cheaply.
 
     ``reading()`` uses only what the engine has already computed; ``reading(flush=True)`` also
-    runs the audio it holds back for its next step (one extra model step at most).
+    runs the audio it holds back for its next step (one extra model step at most), ahead of
+    other calls' streaming steps unless ``urgent=False`` (a long shot that can wait its turn).
     """
 
-    def reading(self, *, flush: bool = False) -> PartialReading: ...
+    def reading(self, *, flush: bool = False, urgent: bool = True) -> PartialReading: ...
 
 
-def partial_reading(session: object, *, flush: bool = False) -> PartialReading | None:
+def partial_reading(
+    session: object, *, flush: bool = False, urgent: bool = True
+) -> PartialReading | None:
     """The session's running reading, or ``None`` when its engine gives none (the default for
     engines without one: the endpointer then waits for the full silence)."""
     if isinstance(session, ReadsPartially):
-        return session.reading(flush=flush)
+        return session.reading(flush=flush, urgent=urgent)
     return None
 
 

@@ -199,10 +199,10 @@ class MeteredSession:
             self._on_rtf(self._busy / self._audio)
         return result
 
-    def reading(self, *, flush: bool = False) -> PartialReading | None:
+    def reading(self, *, flush: bool = False, urgent: bool = True) -> PartialReading | None:
         """The inner session's running reading (so metered calls end turns as early)."""
         t0 = self._clock()
-        result = partial_reading(self._inner, flush=flush)
+        result = partial_reading(self._inner, flush=flush, urgent=urgent)
         self._busy += self._clock() - t0
         return result
 

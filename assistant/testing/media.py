@@ -606,7 +606,7 @@ class ToneSession:
         self._parts.append(np.asarray(pcm, dtype=np.int16).copy())
         return self.recognizer.read(self._audio())
 
-    def reading(self, *, flush: bool = False) -> PartialReading:
+    def reading(self, *, flush: bool = False, urgent: bool = True) -> PartialReading:
         """The running reading: the phrases heard so far, the seconds fed, and the quiet
         (below ``min_dbfs``) after the last phrase, in 20 ms frames. Tones are heard at once,
         so ``flush`` changes nothing."""

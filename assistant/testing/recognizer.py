@@ -169,7 +169,7 @@ class FakeSession(SessionGuard):
             return self._rec.peek()
         return ""
 
-    def reading(self, *, flush: bool = False) -> PartialReading:
+    def reading(self, *, flush: bool = False, urgent: bool = True) -> PartialReading:
         """The running reading. With the recogniser's ``reading`` callable: what it makes of
         the audio so far. By default: once some sound (a sample above :data:`QUIET_SAMPLE`)
         came in, the next scripted answer's text and word confidences, with the silence after
