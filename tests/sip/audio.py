@@ -66,8 +66,9 @@ class GrowingWav:
 
     Each :meth:`read` reads only the bytes appended since the last one (the header once), so
     polling a long recording ten times a second costs its new audio, not the whole file again
-    (16 callers re-reading 40 s dumps took a tenth of a core from the box under test). The
-    samples returned are a view of one buffer that grows by doubling; treat it as read-only."""
+    (16 callers re-reading their 40 s recordings read up to 100 MB a second on the box under
+    test). The samples returned are a view of one buffer that grows by doubling; treat it as
+    read-only."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
