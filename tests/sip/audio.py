@@ -38,22 +38,31 @@ def write_wav(path: Path, samples: I16, *, rate: int = RATE) -> Path:
     return path
 
 
+def _layout(raw: bytes, path: Path) -> tuple[tuple[int, ...] | None, int | None, int]:
+    """A WAV's ``fmt`` fields, and where its data chunk starts and the size it declares, from
+    the bytes present (``None`` for what they do not hold yet)."""
+    if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
+        raise ValueError(f"{path}: not a WAV file")
+    pos, fmt = 12, None
+    while pos + 8 <= len(raw):
+        cid, size = raw[pos : pos + 4], struct.unpack("<I", raw[pos + 4 : pos + 8])[0]
+        if cid == b"fmt ":
+            fmt = struct.unpack("<HHIIHH", raw[pos + 8 : pos + 24])
+        elif cid == b"data":
+            return fmt, pos + 8, size
+        pos += 8 + size + (size & 1)
+    return fmt, None, 0
+
+
 def read_wav(path: Path) -> tuple[I16, int]:
     """A 16-bit PCM WAV, tolerating a data size the writer never updated (a dump read
     while, or right after, its writer closed it): the bytes present are what counts."""
     raw = path.read_bytes()
-    if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
-        raise ValueError(f"{path}: not a WAV file")
-    pos, fmt, data = 12, None, None
-    while pos + 8 <= len(raw):
-        cid, size = raw[pos : pos + 4], struct.unpack("<I", raw[pos + 4 : pos + 8])[0]
-        body = raw[pos + 8 : pos + 8 + size]
-        if cid == b"fmt ":
-            fmt = struct.unpack("<HHIIHH", body[:16])
-        elif cid == b"data":
-            data = raw[pos + 8 :] if size in (0, 0xFFFFFFFF) or size > len(body) else body
-            break
-        pos += 8 + size + (size & 1)
+    fmt, at, size = _layout(raw, path)
+    data = None
+    if at is not None:
+        body = raw[at : at + size]
+        data = raw[at:] if size in (0, 0xFFFFFFFF) or size > len(body) else body
     if fmt is None or data is None or fmt[0] != 1 or fmt[5] != 16:
         raise ValueError(f"{path}: not a 16-bit PCM WAV")
     channels, rate = fmt[1], fmt[2]
@@ -99,21 +108,13 @@ class GrowingWav:
         return self._buf[: self._n]
 
     def _header(self, head: bytes) -> None:
-        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            raise ValueError(f"{self.path}: not a WAV file (yet)")
-        pos, fmt = 12, None
-        while pos + 8 <= len(head):
-            cid, size = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
-            if cid == b"fmt ":
-                fmt = struct.unpack("<HHIIHH", head[pos + 8 : pos + 24])
-            elif cid == b"data":
-                if fmt is None or fmt[0] != 1 or fmt[1] != 1 or fmt[5] != 16:
-                    raise ValueError(f"{self.path}: not a 16-bit mono PCM WAV")
-                self.rate = int(fmt[2])
-                self._data_at = pos + 8
-                return
-            pos += 8 + size + (size & 1)
-        raise ValueError(f"{self.path}: no data chunk in its first 4 KB (yet)")
+        fmt, at, _ = _layout(head, self.path)
+        if at is None:
+            raise ValueError(f"{self.path}: no data chunk in its first 4 KB (yet)")
+        if fmt is None or fmt[0] != 1 or fmt[1] != 1 or fmt[5] != 16:
+            raise ValueError(f"{self.path}: not a 16-bit mono PCM WAV")
+        self.rate = int(fmt[2])
+        self._data_at = at
 
 
 def ulaw_encode(samples: I16) -> bytes:

@@ -45,8 +45,9 @@ def free_port_range(count: int = 20) -> tuple[int, int]:
         for _ in range(200):
             base = rng.randrange(20000, 32000 - count) & ~1
             ports = range(base, base + count)
-            free = all(_bindable(p, socket.SOCK_DGRAM) for p in ports)
-            if _handed_out.isdisjoint(ports) and free:
+            if _handed_out.isdisjoint(ports) and all(
+                _bindable(p, socket.SOCK_DGRAM) for p in ports
+            ):
                 _handed_out.update(ports)
                 return base, base + count - 1
     raise RuntimeError("no free RTP port range found on 127.0.0.1")

@@ -87,6 +87,7 @@ class GrammarJudge:
     """
 
     FLUSH_WITHIN = 2
+    URGENT_WITHIN = 1  # see flush_is_urgent
 
     def __init__(self, reader: TurnReader, *, low_confidence: float = 0.5) -> None:
         if not 0.0 <= low_confidence <= 1.0:
@@ -116,10 +117,8 @@ class GrammarJudge:
         code cost no model work."""
         if spec.mode is ListenMode.YESNO:
             return True
-        if spec.mode is not ListenMode.DIGITS or not spec.expected_digits:
-            return False
-        have = len(self.reader.read_digits(reading.text).digits) if reading is not None else 0
-        return spec.expected_digits - have <= self.FLUSH_WITHIN
+        missing = self._missing(spec, reading)
+        return missing is not None and missing <= self.FLUSH_WITHIN
 
     def flush_is_urgent(self, spec: ListenSpec, reading: PartialReading | None) -> bool:
         """Whether a flushed step worth running should go before other calls' streaming steps:
@@ -128,10 +127,15 @@ class GrammarJudge:
         still run, but in its turn: when many callers finish their codes in the same seconds,
         those long shots (one and a half per code, in a simulated reading) no longer hold up
         the steps that end a turn."""
+        missing = self._missing(spec, reading)
+        return missing is None or missing <= self.URGENT_WITHIN
+
+    def _missing(self, spec: ListenSpec, reading: PartialReading | None) -> int | None:
+        """Digits a digit turn's running reading still lacks; ``None`` for any other turn."""
         if spec.mode is not ListenMode.DIGITS or not spec.expected_digits:
-            return True
+            return None
         have = len(self.reader.read_digits(reading.text).digits) if reading is not None else 0
-        return spec.expected_digits - have <= 1
+        return spec.expected_digits - have
 
 
 class _LeadIn:
