@@ -11,7 +11,9 @@ Graphs:
 * ``fold2``: the weights dequantised once and the projected convolution caches, bit for bit
   the shipped model's arithmetic (the box's graph before the int8 front end);
 * ``box``: what the box runs (:func:`assistant.asr.fold.prepare`: also the front end's
-  second convolution as an int8 matrix product, and the layer norms fused);
+  second convolution as an int8 matrix product, the layer norms fused, and the positional
+  rows fed from the table shared by all calls, :mod:`assistant.asr.positions`);
+* ``fold4``: ``box`` with the positional rows projected in the step, as before version 5;
 * ``int8``: ``fold2`` and the int8 front end, the layer norms as exported;
 * ``reordered``: ``fold2`` with that convolution still in float32 but summed as a matrix
   product of its patches, the arithmetic another CPU's kernels would do: how far the
@@ -19,7 +21,7 @@ Graphs:
 * ``shipped``: the graph as it comes in the wheel.
 
 Usage: ``PYTHONPATH=. .venv/bin/python scripts/bench_step.py [--codes 8] [--rounds 6]
-[--graphs fold2,box,int8,reordered]``.
+[--graphs fold2,box,fold4,int8,reordered]``.
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ from assistant.asr.engine import (
     CNN_CACHE_SHAPE,
     OUT_FRAMES,
     STEP_FRAMES,
-    open_graph,
+    open_folded,
 )
 from assistant.asr.features import compute_fbank
 from assistant.asr.fold import (
+    Graphs,
     cache_projected_frames,
     fold_dequantized_weights,
     prepare,
@@ -138,18 +141,24 @@ def main(argv: list[str] | None = None) -> int:
         line = phone_line(Audio(pcm, RATE), "ulaw")
         feats.append(compute_fbank(resample(line.samples, line.rate, RATE)))
     raw = load_model().onnx
-    makers: dict[str, Callable[[bytes], bytes]] = {
-        "fold2": fold2,
-        "box": lambda b: prepare(b).onnx,
-        "int8": int8_front,
-        "reordered": reordered,
-        "shipped": lambda b: b,
+
+    def box(b: bytes) -> Graphs:
+        folded = prepare(b)
+        return Graphs(folded.onnx, folded.projector or None)
+
+    makers: dict[str, Callable[[bytes], Graphs]] = {
+        "fold2": lambda b: Graphs(fold2(b)),
+        "box": box,
+        "fold4": lambda b: Graphs(prepare(b, positions=False).onnx),
+        "int8": lambda b: Graphs(int8_front(b)),
+        "reordered": lambda b: Graphs(reordered(b)),
+        "shipped": Graphs,
     }
     names = [g for g in args.graphs.split(",") if g]
     unknown = [g for g in names if g not in makers]
     if unknown or not names:
         parser.error(f"graphs are among {', '.join(makers)}")
-    sessions = {g: open_graph(makers[g](raw)) for g in names}
+    sessions = {g: open_folded(makers[g](raw)) for g in names}
     cpu = dict.fromkeys(names, 0.0)
     steps = dict.fromkeys(names, 0)
     first: dict[str, list[np.ndarray]] = {g: [] for g in names}

@@ -22,6 +22,7 @@ fi
 # Silero VAD's ONNX model (MIT): the wheel's metadata asks for torch, which the box never
 # imports (it runs the .onnx on onnxruntime), so install the wheel without its dependencies.
 .venv/bin/python -m pip install -q --no-deps silero-vad==6.2.3
-# The acoustic model with the weights it would dequantise on every step dequantised once, kept
-# in asr_models/ (assistant/asr/fold.py; the box would otherwise build it at its first start).
+# The acoustic model rewritten for a cheaper step (weights dequantised once, positional rows
+# projected once for all calls), kept in asr_models/ (assistant/asr/fold.py; the box would
+# otherwise build it at its first start).
 .venv/bin/python -m assistant.asr.fold

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from assistant.asr.fold import (
+    Graphs,
     cache_projected_frames,
     cached,
     fold_dequantized_weights,
@@ -23,6 +24,7 @@ from assistant.asr.fold import (
     folded_path,
     fuse_layer_norms,
     prepare,
+    projector_path,
     quantise_front_convolution,
 )
 from assistant.asr.fold import main as fold_main
@@ -415,13 +417,17 @@ def toy_model() -> Any:
 def test_the_folded_graph_is_written_once_and_then_loaded_from_disk(tmp_path: Path) -> None:
     model = toy_model()
     first = folded_model(model, tmp_path)
-    assert first == folded_path(model, tmp_path) and isinstance(first, Path)
-    assert first.read_bytes() == prepare(model.onnx).onnx
-    stamp = first.stat().st_mtime_ns
-    assert folded_model(model, tmp_path) == first and first.stat().st_mtime_ns == stamp
-    assert sorted(p.name for p in tmp_path.iterdir()) == [first.name, first.stem + ".sha256"]
+    step, projector = folded_path(model, tmp_path), projector_path(model, tmp_path)
+    # the toy has no positional projection: its projector file is written, and empty
+    assert first == Graphs(step, None) and projector.read_bytes() == b""
+    assert step.read_bytes() == prepare(model.onnx).onnx
+    stamp = step.stat().st_mtime_ns
+    assert folded_model(model, tmp_path) == first and step.stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [step.name, step.stem + ".sha256", projector.name, projector.stem + ".sha256"]
+    )
     run(
-        first.read_bytes(),
+        step.read_bytes(),
         {
             "x": np.ones((4, 8), np.float32),
             "image": np.ones((1, 2, 5, 5), np.float32),
@@ -433,23 +439,36 @@ def test_the_folded_graph_is_written_once_and_then_loaded_from_disk(tmp_path: Pa
 def test_writing_a_newer_version_deletes_the_older_ones(tmp_path: Path) -> None:
     model = toy_model()
     older = tmp_path / f"vietasr-{model.sha256[:16]}-fold1.onnx"
+    older_projector = tmp_path / f"vietasr-{model.sha256[:16]}-fold4-positions.onnx"
     other_model = tmp_path / "vietasr-0123456789abcdef-fold1.onnx"
-    for path in (older, older.with_suffix(".sha256"), other_model):
+    for path in (older, older.with_suffix(".sha256"), older_projector, other_model):
         path.write_bytes(b"old")
     written = folded_model(model, tmp_path)
-    assert isinstance(written, Path) and written.is_file()
+    assert isinstance(written.step, Path) and written.step.is_file()
+    assert projector_path(model, tmp_path).is_file()
     assert not older.exists() and not older.with_suffix(".sha256").exists()
+    assert not older_projector.exists()
     assert other_model.read_bytes() == b"old"  # another model's file is not ours to delete
 
 
-def test_a_damaged_folded_file_is_rebuilt(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damaged", ["step", "projector"])
+def test_a_damaged_folded_file_is_rebuilt(tmp_path: Path, damaged: str) -> None:
     model = toy_model()
-    path = folded_model(model, tmp_path)
-    assert isinstance(path, Path)
+    graphs = folded_model(model, tmp_path)
+    assert isinstance(graphs.step, Path)
+    path = graphs.step if damaged == "step" else projector_path(model, tmp_path)
     whole = path.read_bytes()
-    path.write_bytes(whole[: len(whole) // 2])  # a copy cut short
+    path.write_bytes(whole[: len(whole) // 2] + b"x")  # a copy cut short, or changed
     assert cached(model, tmp_path) is None
-    assert folded_model(model, tmp_path) == path and path.read_bytes() == whole
+    assert folded_model(model, tmp_path) == graphs and path.read_bytes() == whole
+
+
+def test_a_missing_projector_is_no_fold(tmp_path: Path) -> None:
+    model = toy_model()
+    graphs = folded_model(model, tmp_path)
+    projector_path(model, tmp_path).unlink()
+    assert cached(model, tmp_path) is None
+    assert folded_model(model, tmp_path) == graphs and projector_path(model, tmp_path).is_file()
 
 
 def test_a_folder_that_cannot_be_written_folds_in_memory(
@@ -459,7 +478,7 @@ def test_a_folder_that_cannot_be_written_folds_in_memory(
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
     result = folded_model(model, blocked)
-    assert result == fold_dequantized_weights(model.onnx).onnx
+    assert result == Graphs(fold_dequantized_weights(model.onnx).onnx, None)
     assert "folding it in memory" in caplog.text
 
 
@@ -468,7 +487,9 @@ def test_the_command_builds_the_file_and_then_says_it_is_there(
 ) -> None:
     assert fold_main(["--dir", str(tmp_path)]) == 0
     assert "dequantised once" in capsys.readouterr().out
-    assert cached(model, tmp_path) == folded_path(model, tmp_path)
+    assert cached(model, tmp_path) == Graphs(
+        folded_path(model, tmp_path), projector_path(model, tmp_path)
+    )
     assert fold_main(["--dir", str(tmp_path)]) == 0
     assert "already folded" in capsys.readouterr().out
 
@@ -527,23 +548,33 @@ def test_the_real_models_projected_caches_give_the_same_log_probabilities_bit_fo
         open_graph,
     )
     from assistant.asr.features import compute_fbank
+    from assistant.asr.positions import PositionedModel, PositionTable
 
     clips = sorted((Path(__file__).parent / "fixtures" / "asr").glob("*.wav"))
     if not clips:
         pytest.skip("no fixture audio")
     with wave.open(str(clips[0])) as w:
         pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
-    feats = compute_fbank(pcm)
+    feats = compute_fbank(np.tile(pcm, 3))  # positions past the first step's 50, many times
     outputs = []
     projected = onnx.load_from_string(fold_dequantized_weights(model.onnx).onnx)
     assert cache_projected_frames(projected.graph) == 12
+    box = prepare(model.onnx)
+    assert box.position_layers == 12
     graphs = (
         fold_dequantized_weights(model.onnx).onnx,
         projected.SerializeToString(),
-        prepare(model.onnx).onnx,
+        prepare(model.onnx, positions=False).onnx,
+        box.onnx,
     )
     for graph in graphs:
         session = open_graph(graph)
+        if graph is box.onnx:  # its rows from a table that grows at every step
+            projector = open_graph(box.projector)
+            table = PositionTable(
+                projector, layers=12, window=50, limit=5040, width=448, block=1, prefill=0
+            )
+            session = PositionedModel(session, table)
         att = np.zeros(ATT_CACHE_SHAPE, np.float32)
         cnn = np.zeros(CNN_CACHE_SHAPE, np.float32)
         steps = []
@@ -557,6 +588,9 @@ def test_the_real_models_projected_caches_give_the_same_log_probabilities_bit_fo
         del session
     assert outputs[0].shape[1] >= 30  # several seconds of speech, caches carried throughout
     np.testing.assert_array_equal(outputs[0], outputs[1])
+    # the positional rows from the shared table: the same numbers as projected in the step
+    np.testing.assert_array_equal(outputs[3], outputs[2])
+    assert table.fills == outputs[0].shape[1] // OUT_FRAMES
     # 8-bit input to the front end and the norms' sums in another order: other numbers (on 8
     # recorded codes, 0.06 % of frames had another best class), the same best class on every
     # frame of this clip

@@ -38,8 +38,9 @@ from assistant.asr.decoder import (
     yesno_grammar,
 )
 from assistant.asr.features import NUM_BINS, SAMPLE_RATE, FbankStream, compute_fbank, num_frames
-from assistant.asr.fold import folded_model
+from assistant.asr.fold import Graphs, folded_model
 from assistant.asr.model import BLANK_ID, NUM_CLASSES, PINNED, ModelData, load_model
+from assistant.asr.positions import positioned
 from assistant.asr.session import SessionGuard
 from assistant.asr.session import peak_rss_mb as _peak_rss_mb
 from assistant.asr.slots import RunSlots
@@ -91,18 +92,33 @@ def create_session(
 ) -> ChunkModel:
     """An onnxruntime session over the model (CPU, ``threads`` intra-op threads).
 
-    ``fold``: the weights onnxruntime would dequantise on every step are dequantised once
-    (:mod:`assistant.asr.fold`; a step 20-30 % cheaper, issue 11), the folded graph kept in
-    ``fold_dir`` (default: the models folder) and loaded from there.
+    ``fold``: the graph rewritten for a cheaper step (:mod:`assistant.asr.fold`: the weights
+    onnxruntime would dequantise on every step dequantised once, the positional rows
+    projected once for all calls, issue 11), the folded graphs kept in ``fold_dir`` (default:
+    the models folder) and loaded from there.
     """
-    return open_graph(folded_graph(model, fold_dir) if fold else model.onnx, threads)
+    if not fold:
+        return open_graph(model.onnx, threads)
+    return open_folded(folded_graph(model, fold_dir), threads)
 
 
-def folded_graph(model: ModelData, fold_dir: Path | None = None) -> bytes | str:
-    """The folded graph for onnxruntime: its file's path (``fold_dir``, default the models
-    folder), or its bytes when the folder cannot be written."""
-    folded = folded_model(model, fold_dir if fold_dir is not None else models_dir())
-    return str(folded) if isinstance(folded, Path) else folded
+def folded_graph(model: ModelData, fold_dir: Path | None = None) -> Graphs:
+    """The folded graphs for onnxruntime: their files (``fold_dir``, default the models
+    folder), or their bytes when the folder cannot be written."""
+    return folded_model(model, fold_dir if fold_dir is not None else models_dir())
+
+
+def open_folded(graphs: Graphs, threads: int = 1) -> ChunkModel:
+    """The folded step graph, with its positional rows fed from a table its projector fills
+    (:class:`~assistant.asr.positions.PositionedModel`) when it has one."""
+    step = open_graph(_source(graphs.step), threads)
+    if graphs.projector is None:
+        return step
+    return positioned(step, open_graph(_source(graphs.projector), 1))
+
+
+def _source(graph: Path | bytes) -> bytes | str:
+    return str(graph) if isinstance(graph, Path) else graph
 
 
 def open_graph(graph: bytes | str, threads: int = 1) -> ChunkModel:
@@ -246,12 +262,12 @@ class OnnxRecognizer:
         model = load_model(library)
         chunk_model: ChunkModel | None = None
         if fold_weights:
-            graph = folded_graph(model)
-            if isinstance(graph, str):
-                # onnxruntime reads the folded file: the model's own 69 MB of bytes are freed
+            graphs = folded_graph(model)
+            if isinstance(graphs.step, Path):
+                # onnxruntime reads the folded files: the model's own 69 MB of bytes are freed
                 # first (the extraction cache holds them weakly), not kept through the load
                 model = ModelData(b"", model.tokens, model.library, model.sha256)
-            chunk_model = open_graph(graph, threads)
+            chunk_model = open_folded(graphs, threads)
         recognizer = cls(model, threads=threads, chunk_model=chunk_model, fold_weights=fold_weights)
         recognizer.load_info = LoadInfo(
             time.perf_counter() - started, _peak_rss_mb(), recognizer.model_sha256
