@@ -25,6 +25,7 @@ from assistant.asr.positions import (
     positioned,
     split_positions,
 )
+from assistant.core.errors import RecognizerError
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -206,3 +207,13 @@ def test_positioned_reads_the_sizes_from_the_graphs() -> None:
     model_run = positioned(session(model.SerializeToString()), session(split.projector))
     assert (model_run.table.layers, model_run.table.window) == (2, WINDOW)
     assert (model_run.table.limit, model_run.table.width) == (LIMIT, OUT)
+
+
+def test_a_step_graph_without_its_sizes_does_not_load() -> None:
+    model = step_graph()
+    split = split_positions(model)
+    assert split is not None
+    del model.metadata_props[:]
+    with pytest.raises(RecognizerError) as caught:
+        positioned(session(model.SerializeToString()), session(split.projector))
+    assert caught.value.code == "asr_load_failed"

@@ -29,6 +29,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from assistant.core.errors import RecognizerError
+
 Float32 = npt.NDArray[np.float32]
 
 #: Names of the step graph's position inputs and the projector's outputs, per layer.
@@ -122,7 +124,8 @@ def split_positions(graph_model: Any) -> PositionSplit | None:
     for gather in [n for n in graph.node if n.op_type == "Gather"]:
         table = constants.get(gather.input[0])
         users = consumers.get(gather.output[0], [])
-        if table is None or len(table.dims) != 2 or len(users) != 1:
+        axis = next((a.i for a in gather.attribute if a.name == "axis"), 0)
+        if table is None or len(table.dims) != 2 or len(users) != 1 or axis != 0:
             continue
         dequant = users[0]
         if dequant.op_type != "DequantizeLinear" or not all(
@@ -153,7 +156,10 @@ def _split(
     index = gather.input[1]
     window = 0
     for offset in (0, 10, 370, limit // 2):
-        (got,) = evaluate(graph_model, [index], {"offset": np.array([[offset]], np.int64)})
+        try:
+            (got,) = evaluate(graph_model, [index], {"offset": np.array([[offset]], np.int64)})
+        except Exception:  # onnxruntime's own errors: the index needs more than the offset
+            return None
         got = np.asarray(got).reshape(-1)
         window = len(got)
         if not np.array_equal(got, offset + np.arange(window)):
@@ -324,15 +330,23 @@ class PositionedModel:
 
 def positioned(step: Any, projector: Any) -> PositionedModel:
     """A :class:`PositionedModel` over two onnxruntime sessions (the split step graph and its
-    projector); the table's sizes come from the step graph's metadata and inputs."""
-    meta = step.get_modelmeta().custom_metadata_map
-    layers = sum(1 for i in step.get_inputs() if i.name.startswith(ROWS_PREFIX))
-    width = int(projector.get_outputs()[0].shape[-1])
-    table = PositionTable(
-        projector,
-        layers=layers,
-        window=int(meta[WINDOW_KEY]),
-        limit=int(meta[LIMIT_KEY]),
-        width=width,
-    )
+    projector); the table's sizes come from the step graph's metadata and inputs. Raises
+    :class:`RecognizerError` ``asr_load_failed`` when the two do not fit together."""
+    try:
+        meta = step.get_modelmeta().custom_metadata_map
+        layers = sum(1 for i in step.get_inputs() if i.name.startswith(ROWS_PREFIX))
+        width = int(projector.get_outputs()[0].shape[-1])
+        table = PositionTable(
+            projector,
+            layers=layers,
+            window=int(meta[WINDOW_KEY]),
+            limit=int(meta[LIMIT_KEY]),
+            width=width,
+        )
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise RecognizerError(
+            f"the folded acoustic model's positional projector does not fit its step graph: "
+            f"{type(exc).__name__}: {str(exc)[:200]}",
+            code="asr_load_failed",
+        ) from exc
     return PositionedModel(step, table)
