@@ -13,7 +13,9 @@ Graphs:
 * ``box``: what the box runs (:func:`assistant.asr.fold.prepare`: also the front end's
   second convolution as an int8 matrix product, the layer norms fused, and the positional
   rows fed from the table shared by all calls, :mod:`assistant.asr.positions`);
-* ``fold4``: ``box`` with the positional rows projected in the step, as before version 5;
+* ``fold5``: ``box`` with the conformer's pointwise convolutions in float32, as before
+  version 6;
+* ``fold4``: ``fold5`` with the positional rows projected in the step, as before version 5;
 * ``int8``: ``fold2`` and the int8 front end, the layer norms as exported;
 * ``reordered``: ``fold2`` with that convolution still in float32 but summed as a matrix
   product of its patches, the arithmetic another CPU's kernels would do: how far the
@@ -21,7 +23,7 @@ Graphs:
 * ``shipped``: the graph as it comes in the wheel.
 
 Usage: ``PYTHONPATH=. .venv/bin/python scripts/bench_step.py [--codes 8] [--rounds 6]
-[--graphs fold2,box,fold4,int8,reordered]``.
+[--graphs fold2,box,fold5,fold4,int8,reordered]``.
 """
 
 from __future__ import annotations
@@ -142,14 +144,15 @@ def main(argv: list[str] | None = None) -> int:
         feats.append(compute_fbank(resample(line.samples, line.rate, RATE)))
     raw = load_model().onnx
 
-    def box(b: bytes) -> Graphs:
-        folded = prepare(b)
+    def box(b: bytes, **options: bool) -> Graphs:
+        folded = prepare(b, **options)
         return Graphs(folded.onnx, folded.projector or None)
 
     makers: dict[str, Callable[[bytes], Graphs]] = {
         "fold2": lambda b: Graphs(fold2(b)),
         "box": box,
-        "fold4": lambda b: Graphs(prepare(b, positions=False).onnx),
+        "fold5": lambda b: box(b, int8_pointwise=False),
+        "fold4": lambda b: Graphs(prepare(b, positions=False, int8_pointwise=False).onnx),
         "int8": lambda b: Graphs(int8_front(b)),
         "reordered": lambda b: Graphs(reordered(b)),
         "shipped": Graphs,
