@@ -218,6 +218,7 @@ def test_a_pointwise_int8_convolution_becomes_an_int8_matrix_product() -> None:
     folded = prepare(source, positions=False)
     assert folded.int8_pointwise == 1
     rewritten = onnx.load_from_string(folded.onnx)
+    assert "com.microsoft" in {o.domain for o in rewritten.opset_import}
     ops = [n.op_type for n in rewritten.graph.node]
     assert "Conv" not in ops and ops.count("DynamicQuantizeMatMul") == 1
     x = RNG.normal(0, 1, (2, 8, 9, 11)).astype(np.float32)

@@ -235,6 +235,10 @@ def prepare(model: bytes, *, positions: bool = True, int8_pointwise: bool = True
     layers = cache_projected_frames(graph_model.graph)
     norms = fuse_layer_norms(graph_model.graph)
     pointwise = quantise_pointwise_convolutions(graph_model.graph, kernels) if int8_pointwise else 0
+    if pointwise and not any(o.domain == "com.microsoft" for o in graph_model.opset_import):
+        from onnx import helper
+
+        graph_model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     split = split_positions(graph_model) if positions else None
     return Folded(
         graph_model.SerializeToString(),
