@@ -61,3 +61,12 @@ def test_growing_wav_waits_for_a_header_and_refuses_what_is_not_mono_pcm(
     stereo.write_bytes(_header(8000, channels=2))
     with pytest.raises(ValueError, match="mono PCM"):
         sig.GrowingWav(stereo).read()
+
+
+def test_a_free_sip_port_keeps_the_next_one_for_baresips_tls_transport() -> None:
+    from sip import netports
+
+    ports = [netports.free_port() for _ in range(50)]
+    taken = set(ports) | {p + 1 for p in ports}
+    assert len(taken) == 2 * len(ports)  # no port, nor the one after it, handed out twice
+    assert {p + 1 for p in ports} <= netports._handed_out
