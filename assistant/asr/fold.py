@@ -314,23 +314,14 @@ def quantise_front_convolution(graph_model: Any, min_channels: int = MIN_INT8_CO
             or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET", b"VALID", "VALID")
         ):
             continue
-        weight = np.asarray(numpy_helper.to_array(constants[dequant.input[0]]))
-        scale = np.asarray(numpy_helper.to_array(constants[dequant.input[1]])).astype(np.float32)
-        zero = (
-            np.asarray(numpy_helper.to_array(constants[dequant.input[2]]))
-            if len(dequant.input) > 2 and dequant.input[2]
-            else np.zeros(1, weight.dtype)
-        )
-        axis = next((a.i for a in dequant.attribute if a.name == "axis"), 1)
+        kernel = _per_channel_int8(dequant, constants)
+        if kernel is None:
+            continue
+        weight, scale = kernel
         if (
-            weight.dtype != np.int8
-            or weight.ndim != 4
-            or weight.shape[1] < min_channels
+            weight.shape[1] < min_channels
             or weight.shape[2] * weight.shape[3] < 2
             or weight.shape[1] != shape[1]
-            or scale.shape != (weight.shape[0],)
-            or axis != 0
-            or np.any(zero != 0)
         ):
             continue
         bias: npt.NDArray[np.float32] | None = None
@@ -550,36 +541,44 @@ def cache_projected_frames(graph: Any) -> int:
     return len(replaced)
 
 
+def _per_channel_int8(node: Any, constants: dict[str, Any]) -> tuple[Any, Any] | None:
+    """(int8 kernel, float32 scale per output channel) of a constant ``DequantizeLinear`` of a
+    4-D int8 convolution kernel with one scale per output channel and zero offsets, else
+    ``None``."""
+    from onnx import numpy_helper
+
+    weight = np.asarray(numpy_helper.to_array(constants[node.input[0]]))
+    scale = np.asarray(numpy_helper.to_array(constants[node.input[1]])).astype(np.float32)
+    zero = (
+        np.asarray(numpy_helper.to_array(constants[node.input[2]]))
+        if len(node.input) > 2 and node.input[2]
+        else np.zeros(1, weight.dtype)
+    )
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+    if (
+        weight.dtype != np.int8
+        or weight.ndim != 4
+        or scale.shape != (weight.shape[0],)
+        or axis != 0
+        or np.any(zero != 0)
+    ):
+        return None
+    return weight, scale
+
+
 def int8_kernels(graph_model: Any) -> dict[str, tuple[Any, Any]]:
     """The int8 kernels the model dequantises, by the dequantised tensor's name: (int8 weight,
     float32 scale per output channel), for the per-channel ones with zero offsets (taken before
     :func:`fold_dequantized_weights` replaces them by their float values)."""
-    from onnx import numpy_helper
-
-    graph = graph_model.graph
-    constants = {t.name: t for t in graph.initializer}
+    constants = {t.name: t for t in graph_model.graph.initializer}
     kernels: dict[str, tuple[Any, Any]] = {}
-    for node in graph.node:
-        if node.op_type != "DequantizeLinear" or not all(
+    for node in graph_model.graph.node:
+        if node.op_type == "DequantizeLinear" and all(
             name in constants for name in node.input if name
         ):
-            continue
-        weight = np.asarray(numpy_helper.to_array(constants[node.input[0]]))
-        scale = np.asarray(numpy_helper.to_array(constants[node.input[1]])).astype(np.float32)
-        zero = (
-            np.asarray(numpy_helper.to_array(constants[node.input[2]]))
-            if len(node.input) > 2 and node.input[2]
-            else np.zeros(1, weight.dtype)
-        )
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-        if (
-            weight.dtype == np.int8
-            and weight.ndim == 4
-            and axis == 0
-            and scale.shape == (weight.shape[0],)
-            and not np.any(zero != 0)
-        ):
-            kernels[node.output[0]] = (weight, scale)
+            kernel = _per_channel_int8(node, constants)
+            if kernel is not None:
+                kernels[node.output[0]] = kernel
     return kernels
 
 

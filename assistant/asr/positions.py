@@ -79,9 +79,9 @@ def _ancestors(graph: Any, names: list[str]) -> list[Any]:
     return [node for node in graph.node if id(node) in needed]
 
 
-def evaluate(graph_model: Any, outputs: list[str], feeds: dict[str, Any]) -> list[Any]:
-    """``outputs`` of ``graph_model``'s graph for ``feeds``, computed by onnxruntime on the part
-    of the graph they depend on (so with the very kernels the box runs)."""
+def evaluate(graph_model: Any, outputs: list[str], feeds: list[dict[str, Any]]) -> list[list[Any]]:
+    """``outputs`` of ``graph_model``'s graph for each of ``feeds``, computed by onnxruntime
+    on the part of the graph they depend on (so with the very kernels the box runs)."""
     import onnxruntime as ort
     from onnx import helper
 
@@ -105,7 +105,9 @@ def evaluate(graph_model: Any, outputs: list[str], feeds: dict[str, Any]) -> lis
     session = ort.InferenceSession(
         model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
-    return list(session.run(outputs, {k: v for k, v in feeds.items() if k in used}))
+    return [
+        list(session.run(outputs, {k: v for k, v in feed.items() if k in used})) for feed in feeds
+    ]
 
 
 def split_positions(graph_model: Any) -> PositionSplit | None:
@@ -154,13 +156,16 @@ def _split(
 
     graph = graph_model.graph
     index = gather.input[1]
+    offsets = (0, 10, 370, limit // 2)
+    try:
+        results = evaluate(
+            graph_model, [index], [{"offset": np.array([[o]], np.int64)} for o in offsets]
+        )
+    except Exception:  # onnxruntime's own errors: the index needs more than the offset
+        return None
     window = 0
-    for offset in (0, 10, 370, limit // 2):
-        try:
-            (got,) = evaluate(graph_model, [index], {"offset": np.array([[offset]], np.int64)})
-        except Exception:  # onnxruntime's own errors: the index needs more than the offset
-            return None
-        got = np.asarray(got).reshape(-1)
+    for offset, (value,) in zip(offsets, results, strict=True):
+        got = np.asarray(value).reshape(-1)
         window = len(got)
         if not np.array_equal(got, offset + np.arange(window)):
             return None  # not the positions offset .. offset + W - 1: left alone
@@ -224,13 +229,12 @@ def _split(
 
 def _drop_dead_nodes(graph: Any) -> None:
     """Remove the nodes no graph output depends on, and the constants only they read."""
+    from assistant.asr.fold import _drop_unused_initializers
+
     live = _ancestors(graph, [o.name for o in graph.output])
     del graph.node[:]
     graph.node.extend(live)
-    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
-    kept = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    _drop_unused_initializers(graph)
 
 
 class PositionTable:
