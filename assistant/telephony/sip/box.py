@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import signal
+import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -132,11 +134,22 @@ class SipBox:
         summary["sip"] = sip
         log.info("call %s: %s", call_id, summary.get("outcome"))
         if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            path = self.log_dir / f"{call_id}.json"
-            path.write_text(
-                json.dumps(summary, ensure_ascii=False, indent=1, default=str), encoding="utf-8"
-            )
+            write_summary(self.log_dir / f"{call_id}.json", summary)
+
+
+def write_summary(path: Path, summary: Mapping[str, Any]) -> None:
+    """``summary`` as JSON at ``path``, atomically: whoever lists the folder (an operator's log
+    shipper, the tests) sees no file or the whole one, never a summary half written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(summary, ensure_ascii=False, indent=1, default=str)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _sha256_digest(value: str) -> str:
