@@ -18,7 +18,12 @@ Debian's baresip (``tests/sip/softphone.py``) dial at once; each caller listens 
 * the box's CPU (cores busy during the run), peak RSS (``VmHWM``) and RSS once the level is
   over (``VmRSS``: repeat a level, ``--calls 4,4,4``, to see whether the box grows);
 * the box's outgoing RTP: packets, missing (sequence gaps), late (more than 20 ms behind the
-  packet schedule of its stream, fitted to its sequence numbers) and the worst lateness;
+  packet schedule of its stream, fitted to its sequence numbers) and the worst lateness; and
+  slips: a stream whose packets, sequence numbers unbroken, all come one packet time later
+  from some packet on (the stack's transmit thread found its buffer empty at one tick and sent
+  nothing then: every packet after it counts as late), with how many of them fell inside
+  audible audio (a gap the caller can hear) rather than silence, and the worst lateness on
+  the stretches between slips (the sender's own timing, slips aside);
 * the box's backlog: how far behind the caller's end of speech the box's own clock put it
   (caller-side latency minus the box's figure); a CPU-starved box falls behind real time
   while its own sample-counted figures still look short.
@@ -50,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the end-to-end helpers (tests/sip)
@@ -73,6 +79,9 @@ from assistant.core.paths import data_file, shared_corpus_dir  # noqa: E402
 SPEECH_RMS = 300.0  # a packet louder than this carries speech or prompt audio
 TURN_GAP_S = 0.5  # caller packets this far apart belong to different turns
 LATE_S = 0.02  # a packet later than this behind its stream's schedule is late
+FloatArray = npt.NDArray[np.float64]
+SLIP_S = 0.012  # a lasting step in a stream's schedule at least this long is a slip
+SLIP_SPAN = 25  # packets on each side of a step whose median phase must differ by SLIP_S
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 SOL_PACKET = 263
@@ -202,15 +211,40 @@ def caller_side_latencies(
     return out
 
 
+def schedule_slips(slots: FloatArray, arrivals: FloatArray) -> list[int]:
+    """Indexes of the packets where a stream's schedule stepped later and stayed there.
+
+    ``slots`` are sequence numbers from the first packet, ``arrivals`` wire times, both in
+    sequence order. A packet that is late and then caught up is not a slip; a step of at least
+    :data:`SLIP_S` between the median phase of the :data:`SLIP_SPAN` packets before and after
+    it is."""
+    phase = arrivals - 0.02 * slots
+    out: list[int] = []
+    edge = 5  # at a stream's ends, this many packets on each side will do
+    i = edge
+    while i <= len(phase) - edge:
+        jump = phase[i] - phase[i - 1]
+        if jump >= SLIP_S:
+            before = float(np.median(phase[max(0, i - SLIP_SPAN) : i]))
+            after = float(np.median(phase[i : i + SLIP_SPAN]))
+            if after - before >= SLIP_S:
+                out.append(i)
+                i += SLIP_SPAN
+                continue
+        i += 1
+    return out
+
+
 def rtp_timing(packets: list[Packet], box_ports: tuple[int, int]) -> dict[str, float]:
-    """The box's outgoing streams: packets, sequence gaps, packets late on the 20 ms schedule."""
+    """The box's outgoing streams: packets, sequence gaps, packets late on the 20 ms schedule,
+    and slips (see :func:`schedule_slips`)."""
     lo, hi = box_ports
     streams: dict[tuple[int, int], list[Packet]] = {}
     for p in packets:
         if lo <= p.src <= hi and p.pt in (0, 8):
             streams.setdefault((p.src, p.dst), []).append(p)
-    total = missing = late = very_late = 0
-    worst = 0.0
+    total = missing = late = very_late = slips = audible_slips = 0
+    worst = worst_between = 0.0
     for stream in streams.values():
         total += len(stream)
         seqs = [p.seq for p in stream]
@@ -226,6 +260,17 @@ def rtp_timing(packets: list[Packet], box_ports: tuple[int, int]) -> dict[str, f
         late += int(np.sum(behind > LATE_S))
         very_late += int(np.sum(behind > 2 * LATE_S))
         worst = max(worst, float(behind.max()) if len(behind) else 0.0)
+        order = np.argsort(unwrapped, kind="stable")
+        steps = schedule_slips(slots[order], arrivals[order])
+        slips += len(steps)
+        loud = [stream[k].rms > SPEECH_RMS for k in order]
+        audible_slips += sum(1 for i in steps if loud[i - 1] and loud[i])
+        # lateness on each stretch between slips: the sender's own timing, slips aside (the
+        # nominal 20 ms: the fitted rate leans on the steps, and sender and capture share a clock)
+        in_order = arrivals[order] - 0.02 * slots[order]
+        for part in np.split(in_order, steps):
+            if len(part):
+                worst_between = max(worst_between, float(part.max() - np.percentile(part, 1)))
     return {
         "streams": len(streams),
         "packets": total,
@@ -233,6 +278,9 @@ def rtp_timing(packets: list[Packet], box_ports: tuple[int, int]) -> dict[str, f
         "late": late,
         "late_over_40ms": very_late,  # two packet times: the sender starved, not a slip
         "worst_late_ms": round(1000 * worst, 1),
+        "slips": slips,
+        "slips_in_audio": audible_slips,
+        "worst_late_between_slips_ms": round(1000 * worst_between, 1),
     }
 
 

@@ -71,3 +71,14 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
         if "vssid-box.service" in line and "Failed to" not in line  # no systemd running here
     ]
     assert problems == [], problems
+
+
+def test_unit_allows_the_media_threads_priority() -> None:
+    """``LimitRTPRIO`` lets the unprivileged box put its transmit threads in SCHED_FIFO."""
+    from assistant.telephony.sip.rtprio import DEFAULT_PRIORITY
+
+    unit = (DEPLOY / "systemd" / "vssid-box.service").read_text()
+    limits = [
+        line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("LimitRTPRIO=")
+    ]
+    assert limits == [str(DEFAULT_PRIORITY)]

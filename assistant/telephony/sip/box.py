@@ -37,6 +37,7 @@ from assistant.ops.logs import call_context, use_json_logs
 from assistant.ops.memory import limit_malloc_arenas, release_free_memory
 from assistant.ops.metrics import BoxMetrics, MeteredChannel, MeteredSession, parse_listen, serve
 from assistant.telephony.sip.callerid import CallerTrust
+from assistant.telephony.sip.rtprio import DEFAULT_PRIORITY
 
 PHONE_RATE = 8000
 
@@ -186,6 +187,7 @@ class SipSettings:
     max_calls_per_source: int = 2
     limits: str | None = None  # "phone_lookups=5,..." (None: $VSSID_LIMITS, else defaults)
     ready_passwords: int | None = None  # hashed ahead (None: one per call slot; 0: on demand)
+    media_priority: int = DEFAULT_PRIORITY  # the stack's pacing threads' SCHED_FIFO (0: off)
 
     def __post_init__(self) -> None:
         if self.ready_passwords is not None and not 0 <= self.ready_passwords <= MAX_POOL:
@@ -196,6 +198,8 @@ class SipSettings:
         if self.max_calls_per_source < 1:
             raise ConfigError("--max-calls-per-source must be at least 1")
         CallerTrust(self.caller_trust)
+        if not 0 <= self.media_priority <= 99:
+            raise ConfigError("--media-priority must be within 0..99 (0: off)")
         if self.limits is not None:
             LimitSettings.parse(self.limits)
         _ports(self.rtp_ports)
@@ -248,6 +252,7 @@ def run_sip(settings: SipSettings) -> int:
             rtp_timeout_s=settings.rtp_timeout_s,
             caller_trust=CallerTrust(settings.caller_trust),
             max_calls_per_source=settings.max_calls_per_source,
+            media_priority=settings.media_priority,
         )
         signal.signal(signal.SIGTERM, lambda *_: transport.drain())
         signal.signal(signal.SIGINT, lambda *_: transport.stop())

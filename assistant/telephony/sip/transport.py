@@ -71,6 +71,7 @@ from assistant.core.ports import CallMedia
 from assistant.telephony.sip.callerid import CallerTrust, TrustedPeers, decide_caller, header
 from assistant.telephony.sip.media import SAMPLE_RATE, BaresipCallMedia, wall_now
 from assistant.telephony.sip.options import OptionsResponder
+from assistant.telephony.sip.rtprio import DEFAULT_PRIORITY, MediaThreads
 from assistant.telephony.sip.screen import screen_invite
 from assistant.telephony.sip.trace import PeerFacts, SipTraceIndex, header_tag, split_hostport
 
@@ -96,6 +97,8 @@ _FLUSH_HOLD_S = 0.06
 #: How long a new call waits for the trace record of its INVITE (normally < 5 ms).
 _TRACE_WAIT_S = 1.0
 _EXPOSED_HEADERS = ("From", "P-Asserted-Identity")
+#: The pacing threads are looked for when a call's audio is up and this many ticks later.
+_PROMOTE_AGAIN_TICKS = 10
 #: Stack call slots beyond ``max_calls`` (calls the stack leaks without telling us).
 _STACK_HEADROOM = 32
 
@@ -212,6 +215,9 @@ class BaresipTransport:
     ``rtp_timeout_s`` ends a call whose RTP stopped for that long (0 disables).
     ``tx_ahead_s`` is how much prompt audio is kept written ahead of the transmit clock
     (0.2–0.5 s: less lets ordinary Python pauses punch gaps into prompts).
+    ``media_priority``: the stack's pacing threads (``aumem_src``) run in ``SCHED_FIFO`` at
+    this real-time priority when the box may do that (0: normal priority; see
+    :mod:`assistant.telephony.sip.rtprio`).
     ``hangup_tail_s``: the box's BYE goes out at least this long after the last prompt
     audio left our buffers, because the stack still holds about 0.1 s of it internally
     (measured: without the delay the caller lost the last ~120 ms of the final prompt)
@@ -234,6 +240,7 @@ class BaresipTransport:
         first_rtp_timeout_s: float = 3.0,
         stop_grace_s: float = 5.0,
         hangup_tail_s: float = 0.3,
+        media_priority: int = DEFAULT_PRIORITY,
     ) -> None:
         self._host, self._port = _parse_listen(listen)
         if max_calls < 1:
@@ -268,6 +275,7 @@ class BaresipTransport:
         self.answer_timeout_s = answer_timeout_s
         self.stop_grace_s = stop_grace_s
         self.hangup_tail_s = hangup_tail_s
+        self.media_threads = MediaThreads(media_priority)
         self._account = Account(
             user=user,
             domain=listen,
@@ -843,13 +851,22 @@ class BaresipTransport:
         hold_until = 0.0
         next_tick = loop.time()
         started = False
+        ticks_to_promote = 0  # ticks until the pacing threads are looked for once more
         while not media.ended:
             try:
                 info = audio.info()
+                if ticks_to_promote > 0:
+                    ticks_to_promote -= 1
+                    if ticks_to_promote == 0:  # the stack may start them just after tx_ready
+                        self.media_threads.promote()
                 if not started and info.tx_ready and info.rx_ready:
                     started = True
+                    self.media_threads.promote()
+                    ticks_to_promote = _PROMOTE_AGAIN_TICKS
                     media.set_info(
-                        rx_sample_rate=info.rx_sample_rate, tx_sample_rate=info.tx_sample_rate
+                        rx_sample_rate=info.rx_sample_rate,
+                        tx_sample_rate=info.tx_sample_rate,
+                        tx_realtime=self.media_threads.active,
                     )
                     if SAMPLE_RATE not in (info.rx_sample_rate, info.tx_sample_rate):
                         logger.error("%s: media is not 8 kHz (%s)", media.call_id, info)
@@ -875,6 +892,7 @@ class BaresipTransport:
                             live.last_audio = now
             except AudioRestarted:
                 logger.debug("%s: audio renegotiated; rebinding", media.call_id)
+                ticks_to_promote = _PROMOTE_AGAIN_TICKS  # new streams, new pacing threads
             except AudioNotActive:
                 if live.call.state is CallState.CLOSED:
                     break
