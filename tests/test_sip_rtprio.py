@@ -1,4 +1,4 @@
-"""The SIP stack's transmit threads moved to the real-time class (``sip.rtprio``).
+"""The SIP stack's pacing threads moved to the real-time class (``sip.rtprio``).
 
 The thread list and the policy change are fakes passed in: no privileges, no native threads."""
 
@@ -15,9 +15,12 @@ from assistant.telephony.sip.rtprio import MEDIA_THREAD_NAMES, MediaThreads, own
 
 
 class FakeKernel:
-    def __init__(self, threads: list[tuple[int, str]], refuse: bool = False) -> None:
+    def __init__(
+        self, threads: list[tuple[int, str]], refuse: bool = False, error: int = 0
+    ) -> None:
         self.threads = threads
         self.refuse = refuse
+        self.error = error  # another errno the kernel answers with
         self.gone: set[int] = set()
         self.calls: list[tuple[int, int]] = []
 
@@ -28,6 +31,8 @@ class FakeKernel:
         self.calls.append((tid, priority))
         if self.refuse:
             raise PermissionError(1, "Operation not permitted")
+        if self.error:
+            raise OSError(self.error, os.strerror(self.error))
         if tid in self.gone:
             raise ProcessLookupError(3, "No such process")
 
@@ -67,6 +72,20 @@ def test_no_permission_is_said_once_and_the_box_runs_on(caplog: pytest.LogCaptur
     assert not media.active
     assert media.refused is not None and "LimitRTPRIO=10" in media.refused
     assert len(kernel.calls) == 1  # not tried again for every call
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
+
+
+def test_any_other_refusal_is_said_once_and_never_fails_a_call(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kernel = FakeKernel(list(CALL_THREADS), error=22)  # EINVAL: e.g. an RT cgroup without budget
+    media = MediaThreads(10, threads=kernel.list, promote=kernel.promote)
+    with caplog.at_level(logging.WARNING, logger="assistant.telephony.sip.rtprio"):
+        assert media.promote() == 0
+        assert media.promote() == 0
+    assert not media.active
+    assert media.refused is not None and "Invalid argument" in media.refused
+    assert len(kernel.calls) == 1
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
 
 

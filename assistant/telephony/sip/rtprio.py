@@ -127,19 +127,22 @@ class MediaThreads:
                     continue
                 try:
                     self._promote(tid, self.priority)
-                except PermissionError:
-                    self.refused = (
-                        "not permitted (grant CAP_SYS_NICE or an RLIMIT_RTPRIO of at least "
-                        f"{self.priority}: systemd LimitRTPRIO={self.priority})"
-                    )
+                except ProcessLookupError:  # the thread ended (its call did)
+                    continue
+                except OSError as exc:  # never a reason to fail a call: say so, stop trying
+                    if isinstance(exc, PermissionError):
+                        self.refused = (
+                            "not permitted (grant CAP_SYS_NICE or an RLIMIT_RTPRIO of at least "
+                            f"{self.priority}: systemd LimitRTPRIO={self.priority})"
+                        )
+                    else:
+                        self.refused = f"refused by the system ({exc.strerror or exc})"
                     log.warning(
                         "the stack's pacing threads stay at normal priority: %s; under load "
                         "their packets may slip by 20 ms",
                         self.refused,
                     )
                     return moved
-                except ProcessLookupError:  # the thread ended (its call did)
-                    continue
                 self._done.add(tid)
                 moved += 1
             self._done &= present  # thread ids are reused: forget the ended ones
