@@ -67,6 +67,7 @@ from bench_codes import (
 
 from assistant.audio.g711 import phone_line
 from assistant.audio.resample import resample
+from assistant.call.channels.live import LiveSettings, noisy_enough
 from assistant.core.dialog import Heard
 from assistant.core.paths import shared_corpus_dir
 from assistant.core.ports import PCM, Audio, ListenMode, ListenSpec, Recognizer
@@ -309,6 +310,28 @@ class Panel:
                     samples[i : i + step] = 0
         return resample(samples, out.rate, RATE)
 
+    def with_context(self, pcm: PCM, cond: str, before: PCM) -> tuple[PCM, PCM | None]:
+        """The turn over the condition's line, and the line before it (``before`` sent over
+        the same line: its noise, its losses), as the box's recogniser hears them; no context
+        when ``before`` is empty."""
+        if not len(before):
+            return self.line(pcm, cond), None
+        both = self.line(np.concatenate([before, pcm]), cond)
+        context = both[: len(before)]
+        # the box hears the line before a turn only when it is noisy (LiveSettings)
+        keep = noisy_enough(context, LiveSettings().context_min_dbfs)
+        return both[len(before) :], context if keep else None
+
+
+def line_before(pcm: PCM, seconds: float) -> PCM:
+    """``seconds`` of a recording's own line before its speech: its first 0.25 s, repeated
+    (the corpus's answers start 0.4-0.9 s before the word)."""
+    n = round(seconds * RATE)
+    head = pcm[: RATE // 4]
+    if n <= 0 or not len(head):
+        return np.zeros(0, dtype=np.int16)
+    return np.tile(head, n // len(head) + 1)[:n]
+
 
 FAMILIES: dict[str, tuple[str, ...]] = {
     "voice": ("tempo", "pitch", "formant", "espeak"),
@@ -338,15 +361,16 @@ class Tally:
 
 def run_codes(
     engines: dict[str, Recognizer],
-    items: list[tuple[str, str, PCM, int]],
+    items: list[tuple[str, str, PCM, int, PCM | None]],
     judge: Judge,
     progress: Callable[[str], None],
 ) -> dict[tuple[str, str], Tally]:
     out: dict[tuple[str, str], Tally] = {}
     for name, rec in engines.items():
         session = rec.open_session()
-        for cond, code, pcm, expected in items:
-            result, cpu = recognise(session, pcm, ListenSpec(ListenMode.DIGITS, expected))
+        for cond, code, pcm, expected, context in items:
+            spec = ListenSpec(ListenMode.DIGITS, expected)
+            result, cpu = recognise(session, pcm, spec, context)
             got, unsure = judge.digits(result)
             t = out.setdefault((name, cond), Tally())
             t.n += 1
@@ -375,15 +399,15 @@ class Answers:
 
 def run_yesno(
     engines: dict[str, Recognizer],
-    items: list[tuple[str, str, PCM, str]],
+    items: list[tuple[str, str, PCM, str, PCM | None]],
     judge: ResetDialog,
     progress: Callable[[str], None],
 ) -> dict[tuple[str, str], Answers]:
     out: dict[tuple[str, str], Answers] = {}
     for name, rec in engines.items():
         session = rec.open_session()
-        for cond, truth, pcm, file in items:
-            result, cpu = recognise(session, pcm, ListenSpec(ListenMode.YESNO))
+        for cond, truth, pcm, file, context in items:
+            result, cpu = recognise(session, pcm, ListenSpec(ListenMode.YESNO), context)
             answer = judge.read(Heard(result)).answer
             a = out.setdefault((name, cond), Answers())
             a.n += 1
@@ -414,6 +438,12 @@ def main(argv: list[str] | None = None) -> int:
         "--yesno-lines", default="gsm,pink,babble", help="lines the answers are also heard over"
     )
     parser.add_argument("--conditions", default="", help="a subset of the conditions")
+    parser.add_argument(
+        "--context-s",
+        type=float,
+        default=LiveSettings().context_s,
+        help="seconds of the line before each turn heard as context, as the box does (0: none)",
+    )
     args = parser.parse_args(argv)
 
     root = shared_corpus_dir()
@@ -440,24 +470,32 @@ def main(argv: list[str] | None = None) -> int:
         print("  " + line, file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    items: list[tuple[str, str, PCM, int]] = []
+    quiet = np.zeros(round(args.context_s * RATE), dtype=np.int16)  # the panel's silence
+    items: list[tuple[str, str, PCM, int, PCM | None]] = []
     for cond in wanted:
         for _ in range(args.n):
             code = random_code(rng)
-            items.append((cond, code, panel.line(panel.build(cond, code), cond), 10))
+            turn, context = panel.with_context(panel.build(cond, code), cond, quiet)
+            items.append((cond, code, turn, 10, context))
     for _ in range(args.n):
         code = random_code(rng)[:4]
-        items.append(("partial", code, panel.line(panel.digits(code), "slow"), 10))
+        turn, context = panel.with_context(panel.digits(code), "slow", quiet)
+        items.append(("partial", code, turn, 10, context))
     if args.yesno_limit:
         picked = [a for a in answers if a[0] == "yes"][: args.yesno_limit]
         picked += [a for a in answers if a[0] == "no"][: args.yesno_limit]
     else:
         picked = answers
-    yesno_items = [("as recorded", truth, pcm, name) for truth, pcm, name in picked]
+    min_dbfs = LiveSettings().context_min_dbfs
+    yesno_items: list[tuple[str, str, PCM, str, PCM | None]] = []
+    for truth, pcm, name in picked:
+        before = line_before(pcm, args.context_s)
+        context = before if noisy_enough(before, min_dbfs) else None
+        yesno_items.append(("as recorded", truth, pcm, name, context))
     for cond in [c for c in args.yesno_lines.split(",") if c]:
-        yesno_items += [
-            (cond, truth, panel.line(pcm, cond), name) for truth, pcm, name in picked[::5]
-        ]
+        for truth, pcm, name in picked[::5]:
+            turn, context = panel.with_context(pcm, cond, line_before(pcm, args.context_s))
+            yesno_items.append((cond, truth, turn, name, context))
     progress(f"built {len(items)} codes and {len(yesno_items)} answers")
 
     reader = NumberReader.load()
@@ -486,7 +524,7 @@ def report(
     names = list(engines)
     print(
         f"\n# bench_robust --engines {args.engines} --n {args.n} --seed {args.seed} "
-        f"--yesno-limit {args.yesno_limit}  (held out: {HELD_OUT})"
+        f"--yesno-limit {args.yesno_limit} --context-s {args.context_s}  (held out: {HELD_OUT})"
     )
     head = " | ".join(f"{n} whole % | {n} DER % | {n} short | {n} wrong, sure" for n in names)
     print(f"\n| family | condition | n | {head} | onnx RTF |")

@@ -720,3 +720,64 @@ def test_a_complete_live_turn_ends_on_the_flushed_step_without_another(model: Mo
     event = channel.listen(Listen.digits(10))
     assert isinstance(event, Heard)
     assert reader.read_digits(event.recognition.text).digits == code + "5"
+
+
+# -- the line before the turn, as context -------------------------------------------------------
+
+
+def test_context_is_heard_in_whole_steps_and_never_read_as_the_turn(reader: Any) -> None:
+    words = tuple(dict.fromkeys(ALL_WORDS))
+    ids = {w: 2 + i for i, w in enumerate(words)}
+    # 1.2 s of context fills two whole steps (0.845 s): output frames 0-19 are context
+    scripted = ScriptedModel({5: ids["năm"], 17: ids["hai"], 22: ids["ba"]})
+    rec = OnnxRecognizer(fake_model_data(words), chunk_model=scripted, prime_seconds=0)
+    session = rec.open_session()
+    session.begin(ListenSpec(ListenMode.DIGITS, 1))
+    used = session.context(np.zeros(int(16000 * 1.2), dtype=np.int16))
+    assert used == pytest.approx((2 * 6400 + 720) / 16000)
+    assert scripted.calls == 2
+    session.feed(np.zeros(8000, dtype=np.int16))
+    result = session.end()
+    assert reader.read_digits(result.text).digits == "3"  # the turn's word, not the context's
+    # the same audio fed as the turn: every word is the turn's, "năm hai ba"
+    session.begin(ListenSpec(ListenMode.DIGITS, 3))
+    session.feed(np.zeros(int(16000 * 1.2) + 8000, dtype=np.int16))
+    assert reader.read_digits(session.end().text).digits == "523"
+    session.close()
+
+
+def test_context_too_short_for_a_step_changes_nothing_and_comes_only_first() -> None:
+    words = tuple(dict.fromkeys(ALL_WORDS))
+    scripted = ScriptedModel()
+    rec = OnnxRecognizer(fake_model_data(words), chunk_model=scripted, prime_seconds=0)
+    session = rec.open_session()
+    session.begin(DIGITS10)
+    assert session.context(np.zeros(7119, dtype=np.int16)) == 0.0  # one step needs 7,120
+    assert scripted.calls == 0
+    session.feed(np.zeros(320, dtype=np.int16))
+    with pytest.raises(RecognizerError) as err:
+        session.context(np.zeros(16000, dtype=np.int16))
+    assert err.value.code == "asr_decode_failed"
+    session.end()
+    with pytest.raises(RecognizerError, match="begin"):
+        session.context(np.zeros(16000, dtype=np.int16))  # outside an utterance
+    session.close()
+
+
+def test_real_speech_in_the_context_is_not_heard_and_the_turn_still_is(
+    recognizer: OnnxRecognizer, reader: Any
+) -> None:
+    spoken = read_wav(FIXTURES / "espeak_chin_nam_hai.wav")  # "chín, năm, hai"
+    session = recognizer.open_session()
+    for spec in (ListenSpec(ListenMode.DIGITS, 3), ListenSpec(ListenMode.YESNO)):
+        session.begin(spec)
+        assert session.context(spoken) > 0.8
+        session.feed(np.zeros(16000, dtype=np.int16))
+        assert session.end() == Recognition()
+    noise = np.random.default_rng(3).normal(0, 60, 24000).astype(np.int16)
+    session.begin(ListenSpec(ListenMode.DIGITS, 3))
+    session.context(noise)
+    for i in range(0, len(spoken), 320):
+        session.feed(spoken[i : i + 320])
+    assert reader.read_digits(session.end().text).digits == "952"
+    session.close()

@@ -37,7 +37,15 @@ from assistant.asr.decoder import (
     restrict,
     yesno_grammar,
 )
-from assistant.asr.features import NUM_BINS, SAMPLE_RATE, FbankStream, compute_fbank, num_frames
+from assistant.asr.features import (
+    FRAME_LENGTH,
+    FRAME_SHIFT,
+    NUM_BINS,
+    SAMPLE_RATE,
+    FbankStream,
+    compute_fbank,
+    num_frames,
+)
 from assistant.asr.fold import Graphs, folded_model
 from assistant.asr.model import BLANK_ID, NUM_CLASSES, PINNED, ModelData, load_model
 from assistant.asr.positions import positioned
@@ -60,6 +68,9 @@ STEP_FRAMES = 40
 OUT_FRAMES = 10
 SUBSAMPLING = 4
 CONTEXT_FRAMES = CHUNK_FRAMES - STEP_FRAMES  # right context shared by consecutive chunks
+#: Samples of one model step's new feature frames, and of the right context after them.
+STEP_SAMPLES = STEP_FRAMES * FRAME_SHIFT
+CONTEXT_SAMPLES = (CONTEXT_FRAMES - 1) * FRAME_SHIFT + FRAME_LENGTH
 ATT_CACHE_SHAPE = (1, 12, 4, 40, 224)
 CNN_CACHE_SHAPE = (1, 12, 448, 30)
 WORD_START = "▁"
@@ -370,6 +381,35 @@ class OnnxSession(SessionGuard):
     def begin(self, spec: ListenSpec) -> None:
         self._check_open()
         self._reset(spec)
+
+    def context(self, pcm: PCM) -> float:
+        """Hear the line's audio from before the turn as context only: whole model steps over
+        its last stretch that fills them, from the start caches, its output frames dropped, so
+        that the turn's own audio (``feed``) is heard with the caches of the caller's line.
+        Only right after :meth:`begin`; returns the seconds heard (0.0 when it is too short
+        for one step). Nothing in it is ever part of the turn's reading: the first kept frame
+        shares its three feature frames of right context, as consecutive steps always do."""
+        self._require_spec()
+        if self._chunks or self._frames or self._fbank.samples:
+            raise RecognizerError(
+                "context must come right after begin, before any audio", code="asr_decode_failed"
+            )
+        samples = self._samples(pcm, SAMPLE_RATE)
+        steps = (len(samples) - CONTEXT_SAMPLES) // STEP_SAMPLES
+        if steps < 1:
+            return 0.0
+        used = samples[len(samples) - (steps * STEP_SAMPLES + CONTEXT_SAMPLES) :]
+        self._add_frames(self._fbank.accept(used))
+        for _ in range(steps):
+            _, self._att, self._cnn = self._rec.run_chunk(
+                self._pending[:CHUNK_FRAMES],
+                OUT_FRAMES * (self._offset + self._chunks),
+                self._att,
+                self._cnn,
+            )
+            self._chunks += 1
+            self._pending = self._pending[STEP_FRAMES:]
+        return len(used) / SAMPLE_RATE
 
     def feed(self, pcm: PCM) -> str:
         spec = self._require_spec()

@@ -151,6 +151,23 @@ def partial_reading(
     return None
 
 
+@runtime_checkable
+class HearsContext(Protocol):
+    """A :class:`RecognizerSession` that can first hear the line's audio from before the turn
+    as context only (the model's state; never words of the turn), right after ``begin``.
+    Returns the seconds it used."""
+
+    def context(self, pcm: PCM) -> float: ...
+
+
+def hear_context(session: object, pcm: PCM) -> float:
+    """Give the session the line's audio from before the turn as context, if its engine takes
+    any (0.0 for the others: they hear the turn as before)."""
+    if isinstance(session, HearsContext) and len(pcm):
+        return session.context(pcm)
+    return 0.0
+
+
 class Recognizer(Protocol):
     """A loaded model. Thread-safe ``open_session``; sessions are used by one thread each."""
 
