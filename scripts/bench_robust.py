@@ -25,7 +25,14 @@ reported on its own line, next to the mean of the others.
 Also: ``partial`` (four digits while ten are expected: the dialog must hear four, never a filled
 ten), and yes/no: the corpus's 500 telephone answers as recorded, and the same answers over the
 GSM, pink-noise and babble lines (right / unclear / wrong, answers the dialog reads with
-``ResetDialog.read``). RTF: process CPU time over audio time for our recogniser, one thread.
+``ResetDialog.read``). RTF: process CPU time over the turns' audio for our recogniser, one
+thread.
+
+Every item is heard the way the box's channels hear a turn (``recognize_turn``, with the box's
+``LiveSettings``): each turn comes after ``--context-s`` + ``--lead-in-s`` of the line before it
+(the panel's silence over the condition's line; for a recorded answer its own first 0.25 s,
+repeated), the recogniser hears it from the lead-in before the caller's speech is detected, and
+the line before that as context when it is noisy enough.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_robust.py --n 4 --yesno-limit 0
 
@@ -61,16 +68,24 @@ from bench_codes import (
     pct,
     random_code,
     read_pcm,
-    recognise,
     silence,
 )
 
 from assistant.audio.g711 import phone_line
 from assistant.audio.resample import resample
-from assistant.call.channels.live import LiveSettings, noisy_enough
+from assistant.call.channels.live import LiveSettings
+from assistant.call.channels.replay import recognize_turn
 from assistant.core.dialog import Heard
 from assistant.core.paths import shared_corpus_dir
-from assistant.core.ports import PCM, Audio, ListenMode, ListenSpec, Recognizer
+from assistant.core.ports import (
+    PCM,
+    Audio,
+    ListenMode,
+    ListenSpec,
+    Recognition,
+    Recognizer,
+    RecognizerSession,
+)
 from assistant.language.numbers import NumberReader
 from dialogs.reset import ResetDialog
 
@@ -310,17 +325,11 @@ class Panel:
                     samples[i : i + step] = 0
         return resample(samples, out.rate, RATE)
 
-    def with_context(self, pcm: PCM, cond: str, before: PCM) -> tuple[PCM, PCM | None]:
-        """The turn over the condition's line, and the line before it (``before`` sent over
-        the same line: its noise, its losses), as the box's recogniser hears them; no context
-        when ``before`` is empty."""
-        if not len(before):
-            return self.line(pcm, cond), None
-        both = self.line(np.concatenate([before, pcm]), cond)
-        context = both[: len(before)]
-        # the box hears the line before a turn only when it is noisy (LiveSettings)
-        keep = noisy_enough(context, LiveSettings().context_min_dbfs)
-        return both[len(before) :], context if keep else None
+    def over_line(self, before: PCM, pcm: PCM, cond: str) -> PCM:
+        """The line before the turn (``before``: its noise, its losses) and the turn, over the
+        condition's line, as one recording: the box hears it as a live call hears its line
+        (:func:`hear`)."""
+        return self.line(np.concatenate([before, pcm]), cond)
 
 
 def line_before(pcm: PCM, seconds: float) -> PCM:
@@ -331,6 +340,18 @@ def line_before(pcm: PCM, seconds: float) -> PCM:
     if n <= 0 or not len(head):
         return np.zeros(0, dtype=np.int16)
     return np.tile(head, n // len(head) + 1)[:n]
+
+
+def hear(
+    session: RecognizerSession, pcm: PCM, spec: ListenSpec, settings: LiveSettings
+) -> tuple[Recognition, float]:
+    """One recording heard as the box's channels hear a turn (:func:`assistant.call.channels.
+    replay.recognize_turn`: the lead-in from the caller's first speech, the line before it as
+    context when it is noisy); the result and the process CPU seconds it took."""
+    started = time.process_time()
+    event = recognize_turn(session, Audio(pcm, RATE), spec, chunk_s=0.02, settings=settings)
+    result = event.recognition if isinstance(event, Heard) else Recognition()
+    return result, time.process_time() - started
 
 
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -361,16 +382,17 @@ class Tally:
 
 def run_codes(
     engines: dict[str, Recognizer],
-    items: list[tuple[str, str, PCM, int, PCM | None]],
+    items: list[tuple[str, str, PCM, int, float]],
     judge: Judge,
+    settings: LiveSettings,
     progress: Callable[[str], None],
 ) -> dict[tuple[str, str], Tally]:
     out: dict[tuple[str, str], Tally] = {}
     for name, rec in engines.items():
         session = rec.open_session()
-        for cond, code, pcm, expected, context in items:
+        for cond, code, pcm, expected, secs in items:
             spec = ListenSpec(ListenMode.DIGITS, expected)
-            result, cpu = recognise(session, pcm, spec, context)
+            result, cpu = hear(session, pcm, spec, settings)
             got, unsure = judge.digits(result)
             t = out.setdefault((name, cond), Tally())
             t.n += 1
@@ -380,7 +402,7 @@ def run_codes(
             t.short += len(got) < len(code)
             t.wrong_sure += got != code and not unsure
             t.cpu += cpu
-            t.audio += len(pcm) / RATE
+            t.audio += secs
         session.close()
         progress(f"{name}: codes done")
     return out
@@ -399,15 +421,16 @@ class Answers:
 
 def run_yesno(
     engines: dict[str, Recognizer],
-    items: list[tuple[str, str, PCM, str, PCM | None]],
+    items: list[tuple[str, str, PCM, str, float]],
     judge: ResetDialog,
+    settings: LiveSettings,
     progress: Callable[[str], None],
 ) -> dict[tuple[str, str], Answers]:
     out: dict[tuple[str, str], Answers] = {}
     for name, rec in engines.items():
         session = rec.open_session()
-        for cond, truth, pcm, file, context in items:
-            result, cpu = recognise(session, pcm, ListenSpec(ListenMode.YESNO), context)
+        for cond, truth, pcm, file, secs in items:
+            result, cpu = hear(session, pcm, ListenSpec(ListenMode.YESNO), settings)
             answer = judge.read(Heard(result)).answer
             a = out.setdefault((name, cond), Answers())
             a.n += 1
@@ -422,7 +445,7 @@ def run_yesno(
                     heard = f"{best.text!r}{score}"
                 a.wrong_files.append(f"{file} ({heard})")
             a.cpu += cpu
-            a.audio += len(pcm) / RATE
+            a.audio += secs
         session.close()
         progress(f"{name}: yes/no done")
     return out
@@ -442,7 +465,13 @@ def main(argv: list[str] | None = None) -> int:
         "--context-s",
         type=float,
         default=LiveSettings().context_s,
-        help="seconds of the line before each turn heard as context, as the box does (0: none)",
+        help="seconds of the line before a turn heard as context, as the box does (0: none)",
+    )
+    parser.add_argument(
+        "--lead-in-s",
+        type=float,
+        default=LiveSettings().lead_in_s,
+        help="a turn is heard from this long before the caller's speech starts, as the box does",
     )
     args = parser.parse_args(argv)
 
@@ -470,32 +499,32 @@ def main(argv: list[str] | None = None) -> int:
         print("  " + line, file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    quiet = np.zeros(round(args.context_s * RATE), dtype=np.int16)  # the panel's silence
-    items: list[tuple[str, str, PCM, int, PCM | None]] = []
+    settings = LiveSettings(lead_in_s=args.lead_in_s, context_s=args.context_s)
+    before_s = args.context_s + args.lead_in_s  # the line the box has heard when speech starts
+    quiet = np.zeros(round(before_s * RATE), dtype=np.int16)  # the panel's silence before
+    items: list[tuple[str, str, PCM, int, float]] = []
     for cond in wanted:
         for _ in range(args.n):
             code = random_code(rng)
-            turn, context = panel.with_context(panel.build(cond, code), cond, quiet)
-            items.append((cond, code, turn, 10, context))
+            pcm = panel.build(cond, code)
+            items.append((cond, code, panel.over_line(quiet, pcm, cond), 10, len(pcm) / RATE))
     for _ in range(args.n):
         code = random_code(rng)[:4]
-        turn, context = panel.with_context(panel.digits(code), "slow", quiet)
-        items.append(("partial", code, turn, 10, context))
+        pcm = panel.digits(code)
+        items.append(("partial", code, panel.over_line(quiet, pcm, "slow"), 10, len(pcm) / RATE))
     if args.yesno_limit:
         picked = [a for a in answers if a[0] == "yes"][: args.yesno_limit]
         picked += [a for a in answers if a[0] == "no"][: args.yesno_limit]
     else:
         picked = answers
-    min_dbfs = LiveSettings().context_min_dbfs
-    yesno_items: list[tuple[str, str, PCM, str, PCM | None]] = []
+    yesno_items: list[tuple[str, str, PCM, str, float]] = []
     for truth, pcm, name in picked:
-        before = line_before(pcm, args.context_s)
-        context = before if noisy_enough(before, min_dbfs) else None
-        yesno_items.append(("as recorded", truth, pcm, name, context))
+        turn = np.concatenate([line_before(pcm, before_s), pcm])
+        yesno_items.append(("as recorded", truth, turn, name, len(pcm) / RATE))
     for cond in [c for c in args.yesno_lines.split(",") if c]:
         for truth, pcm, name in picked[::5]:
-            turn, context = panel.with_context(pcm, cond, line_before(pcm, args.context_s))
-            yesno_items.append((cond, truth, turn, name, context))
+            turn = panel.over_line(line_before(pcm, before_s), pcm, cond)
+            yesno_items.append((cond, truth, turn, name, len(pcm) / RATE))
     progress(f"built {len(items)} codes and {len(yesno_items)} answers")
 
     reader = NumberReader.load()
@@ -505,8 +534,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.engines.split(","):
         engines[name], secs, _ = load_engine(name, 1)
         progress(f"loaded {name} in {secs:.1f} s")
-    codes = run_codes(engines, items, judge, progress)
-    yesno = run_yesno(engines, yesno_items, dialog, progress)
+    codes = run_codes(engines, items, judge, settings, progress)
+    yesno = run_yesno(engines, yesno_items, dialog, settings, progress)
     report(args, engines, wanted, codes, yesno)
     print(f"\nwall time {time.perf_counter() - started:.0f} s")
     for rec in engines.values():
@@ -524,7 +553,8 @@ def report(
     names = list(engines)
     print(
         f"\n# bench_robust --engines {args.engines} --n {args.n} --seed {args.seed} "
-        f"--yesno-limit {args.yesno_limit} --context-s {args.context_s}  (held out: {HELD_OUT})"
+        f"--yesno-limit {args.yesno_limit} --context-s {args.context_s} "
+        f"--lead-in-s {args.lead_in_s}  (held out: {HELD_OUT})"
     )
     head = " | ".join(f"{n} whole % | {n} DER % | {n} short | {n} wrong, sure" for n in names)
     print(f"\n| family | condition | n | {head} | onnx RTF |")

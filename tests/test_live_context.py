@@ -11,55 +11,21 @@ from assistant.call.channels.live import LineTail, LiveChannel, LiveSettings
 from assistant.call.prompt_voice import PromptVoice
 from assistant.core.dialog import Heard, Listen, Say
 from assistant.core.errors import ConfigError
-from assistant.core.ports import PCM, ListenSpec, Recognition
+from assistant.core.ports import PCM
 from assistant.language.prompts import Prompts
 from assistant.testing.audio import FakeSynthesizer
 from assistant.testing.media import (
     BoxDone,
     BoxSpeaks,
+    ContextSession,
     ScriptedMedia,
     Silence,
     Speak,
     Step,
     ToneRecognizer,
-    ToneSession,
 )
 
 RATE = 8000  # the recogniser at the line's rate: what it is given is what the line brought
-
-
-class ContextSession:
-    """A tone session that also takes context, and keeps what it was given per turn."""
-
-    def __init__(self, inner: ToneSession) -> None:
-        self.inner = inner
-        self.calls: list[str] = []
-        self.contexts: list[PCM] = []
-        self.turns: list[PCM] = []
-        self._parts: list[PCM] = []
-
-    def begin(self, spec: ListenSpec) -> None:
-        self.inner.begin(spec)
-        self.calls.append("begin")
-        self._parts = []
-
-    def context(self, pcm: PCM) -> float:
-        assert self.calls[-1] == "begin", "context must come right after begin"
-        self.calls.append("context")
-        self.contexts.append(np.asarray(pcm).copy())
-        return len(pcm) / RATE
-
-    def feed(self, pcm: PCM) -> str:
-        self.calls.append("feed")
-        self._parts.append(np.asarray(pcm).copy())
-        return self.inner.feed(pcm)
-
-    def end(self) -> Recognition:
-        self.turns.append(np.concatenate(self._parts) if self._parts else np.zeros(0, np.int16))
-        return self.inner.end()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 @pytest.fixture()

@@ -645,3 +645,39 @@ class ToneSession:
     def _audio(self) -> PCM:
         parts = self._parts or []
         return np.concatenate(parts) if parts else _EMPTY
+
+
+class ContextSession:
+    """A tone session that also takes context (:class:`~assistant.core.ports.HearsContext`),
+    and keeps what it was given: every call in order, each context, each turn's audio."""
+
+    def __init__(self, inner: ToneSession) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+        self.contexts: list[PCM] = []
+        self.turns: list[PCM] = []
+        self._parts: list[PCM] = []
+
+    def begin(self, spec: ListenSpec) -> None:
+        self.inner.begin(spec)
+        self.calls.append("begin")
+        self._parts = []
+
+    def context(self, pcm: PCM) -> float:
+        if self.calls[-1:] != ["begin"]:
+            raise RecognizerError("context() must come right after begin()", code="asr_state")
+        self.calls.append("context")
+        self.contexts.append(np.asarray(pcm).copy())
+        return len(pcm) / self.inner.recognizer.sample_rate
+
+    def feed(self, pcm: PCM) -> str:
+        self.calls.append("feed")
+        self._parts.append(np.asarray(pcm).copy())
+        return self.inner.feed(pcm)
+
+    def end(self) -> Recognition:
+        self.turns.append(np.concatenate(self._parts) if self._parts else np.zeros(0, np.int16))
+        return self.inner.end()
+
+    def close(self) -> None:
+        self.inner.close()

@@ -13,11 +13,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from assistant.audio.endpoint import Endpointer, EndpointSettings, SpeechStarted
+from assistant.call.channels.live import LiveSettings, noisy_enough
 from assistant.call.channels.timing import StageSink, endpoint_settings, no_stage
 from assistant.call.prompt_voice import PromptVoice
 from assistant.call.runtime import SayResult
 from assistant.core.dialog import Event, Heard, Listen, NoInput, Outcome, Say
-from assistant.core.ports import PCM, Audio, ListenSpec, RecognizerSession
+from assistant.core.ports import PCM, Audio, ListenSpec, RecognizerSession, hear_context
 
 
 def recognize_turn(
@@ -26,28 +27,47 @@ def recognize_turn(
     spec: ListenSpec,
     *,
     chunk_s: float = 0.1,
+    settings: LiveSettings | None = None,
 ) -> Heard | NoInput:
     """Recognise one whole recorded turn (already at the recogniser's rate).
 
-    The audio is streamed in ``chunk_s`` pieces as a live call would be. A turn with no speech
-    (by the endpointer) and no words (by the recogniser) is silence: :class:`NoInput`.
+    The audio is streamed in ``chunk_s`` pieces as a live call would be, and heard the way a
+    live call hears its line (``settings``, the box's :class:`LiveSettings` by default): once
+    the caller starts to speak, the recogniser hears the turn from ``lead_in_s`` before that,
+    after the ``context_s`` of the recording before it as context when that is noisy enough;
+    a turn in which no speech starts is heard whole. A turn with no speech (by the endpointer)
+    and no words (by the recogniser) is silence: :class:`NoInput`.
     """
-    settings = endpoint_settings(spec)
+    live = settings or LiveSettings()
+    samples = audio.samples
     ep = Endpointer(
         audio.rate,
         EndpointSettings(
-            end_silence_s=settings.end_silence_s,
+            end_silence_s=endpoint_settings(spec).end_silence_s,
             no_input_s=max(audio.duration, 1.0) + 1.0,
             max_speech_s=max(audio.duration, 1.0) + 1.0,
         ),
     )
     session.begin(spec)
+    keep = None if live.lead_in_s is None else round(live.lead_in_s * audio.rate)
+    fed = 0 if keep is None else None  # samples the recogniser has heard up to, once it hears
     spoke = False
     step = max(1, int(audio.rate * chunk_s))
-    for i in range(0, len(audio.samples), step):
-        chunk = audio.samples[i : i + step]
-        session.feed(chunk)
-        spoke = spoke or any(isinstance(e, SpeechStarted) for e in ep.feed(chunk))
+    for i in range(0, len(samples), step):
+        end = min(i + step, len(samples))
+        spoke = spoke or any(isinstance(e, SpeechStarted) for e in ep.feed(samples[i:end]))
+        if fed is None and spoke:  # the lead-in is released: context, then the turn
+            assert keep is not None
+            fed = max(0, end - keep)
+            before = samples[max(0, fed - round(live.context_s * audio.rate)) : fed]
+            if noisy_enough(before, live.context_min_dbfs):
+                hear_context(session, before)
+        if fed is not None:
+            session.feed(samples[fed:end])
+            fed = end
+    if fed is None:  # no speech started: every sample is heard, quiet speech included
+        for i in range(0, len(samples), step):
+            session.feed(samples[i : i + step])
     recognition = session.end()
     if not spoke and not recognition.text.strip():
         return NoInput()
@@ -59,7 +79,8 @@ class ReplayChannel:
 
     Each turn (already read and converted to the recogniser's rate) answers the box's next
     listening turn; when they run out the caller is silent. What the box says is rendered with
-    ``voice`` (when given) into :attr:`box_audio`, with silence where the caller spoke.
+    ``voice`` (when given) into :attr:`box_audio`, with silence where the caller spoke. Each
+    turn is heard as a live call with ``settings`` would hear it (:func:`recognize_turn`).
     """
 
     def __init__(
@@ -70,8 +91,10 @@ class ReplayChannel:
         *,
         stage: StageSink = no_stage,
         clock: Callable[[], float] = time.perf_counter,
+        settings: LiveSettings | None = None,
     ) -> None:
         self.turns = list(turns)
+        self.settings = settings or LiveSettings()
         self.session = session
         self.voice = voice
         self.stage = stage
@@ -97,7 +120,7 @@ class ReplayChannel:
         if self.voice is not None:  # the caller's turn, as a gap in the box's recording
             self.box_audio.append(np.zeros(int(audio.duration * self.voice.rate), np.int16))
         t0 = self.clock()
-        event = recognize_turn(self.session, audio, listen.spec)
+        event = recognize_turn(self.session, audio, listen.spec, settings=self.settings)
         elapsed = self.clock() - t0
         self.stage("asr", elapsed)
         if audio.duration > 0:
