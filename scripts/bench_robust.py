@@ -32,7 +32,8 @@ Every item is heard the way the box's channels hear a turn (``recognize_turn``, 
 ``LiveSettings``): each turn comes after ``--context-s`` + ``--lead-in-s`` of the line before it
 (the panel's silence over the condition's line; for a recorded answer its own first 0.25 s,
 repeated), the recogniser hears it from the lead-in before the caller's speech is detected, and
-the line before that as context when it is noisy enough.
+the line before that as context when it is noisy enough; speech is detected by ``--vad``
+(the phone line's Silero VAD by default, here at 16 kHz).
 
     PYTHONPATH=. .venv/bin/python scripts/bench_robust.py --n 4 --yesno-limit 0
 
@@ -73,6 +74,7 @@ from bench_codes import (
 
 from assistant.audio.g711 import phone_line
 from assistant.audio.resample import resample
+from assistant.audio.vad import VoiceActivity, make_vad
 from assistant.call.channels.live import LiveSettings
 from assistant.call.channels.replay import recognize_turn
 from assistant.core.dialog import Heard
@@ -86,6 +88,7 @@ from assistant.core.ports import (
     Recognizer,
     RecognizerSession,
 )
+from assistant.core.settings import VAD_ENGINES
 from assistant.language.numbers import NumberReader
 from dialogs.reset import ResetDialog
 
@@ -343,13 +346,21 @@ def line_before(pcm: PCM, seconds: float) -> PCM:
 
 
 def hear(
-    session: RecognizerSession, pcm: PCM, spec: ListenSpec, settings: LiveSettings
+    session: RecognizerSession,
+    pcm: PCM,
+    spec: ListenSpec,
+    settings: LiveSettings,
+    vad: Callable[[int], VoiceActivity] | None,
 ) -> tuple[Recognition, float]:
     """One recording heard as the box's channels hear a turn (:func:`assistant.call.channels.
     replay.recognize_turn`: the lead-in from the caller's first speech, the line before it as
-    context when it is noisy); the result and the process CPU seconds it took."""
+    context when it is noisy; speech detected by a fresh ``vad`` stream); the result and the
+    process CPU seconds it took (the detector's included)."""
     started = time.process_time()
-    event = recognize_turn(session, Audio(pcm, RATE), spec, chunk_s=0.02, settings=settings)
+    detector = vad(RATE) if vad is not None else None
+    event = recognize_turn(
+        session, Audio(pcm, RATE), spec, chunk_s=0.02, settings=settings, vad=detector
+    )
     result = event.recognition if isinstance(event, Heard) else Recognition()
     return result, time.process_time() - started
 
@@ -385,6 +396,7 @@ def run_codes(
     items: list[tuple[str, str, PCM, int, float]],
     judge: Judge,
     settings: LiveSettings,
+    vad: Callable[[int], VoiceActivity] | None,
     progress: Callable[[str], None],
 ) -> dict[tuple[str, str], Tally]:
     out: dict[tuple[str, str], Tally] = {}
@@ -392,7 +404,7 @@ def run_codes(
         session = rec.open_session()
         for cond, code, pcm, expected, secs in items:
             spec = ListenSpec(ListenMode.DIGITS, expected)
-            result, cpu = hear(session, pcm, spec, settings)
+            result, cpu = hear(session, pcm, spec, settings, vad)
             got, unsure = judge.digits(result)
             t = out.setdefault((name, cond), Tally())
             t.n += 1
@@ -424,13 +436,14 @@ def run_yesno(
     items: list[tuple[str, str, PCM, str, float]],
     judge: ResetDialog,
     settings: LiveSettings,
+    vad: Callable[[int], VoiceActivity] | None,
     progress: Callable[[str], None],
 ) -> dict[tuple[str, str], Answers]:
     out: dict[tuple[str, str], Answers] = {}
     for name, rec in engines.items():
         session = rec.open_session()
         for cond, truth, pcm, file, secs in items:
-            result, cpu = hear(session, pcm, ListenSpec(ListenMode.YESNO), settings)
+            result, cpu = hear(session, pcm, ListenSpec(ListenMode.YESNO), settings, vad)
             answer = judge.read(Heard(result)).answer
             a = out.setdefault((name, cond), Answers())
             a.n += 1
@@ -472,6 +485,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=LiveSettings().lead_in_s,
         help="a turn is heard from this long before the caller's speech starts, as the box does",
+    )
+    parser.add_argument(
+        "--vad",
+        choices=VAD_ENGINES,
+        default="silero",
+        help="voice-activity detector a turn is heard with, as on the phone line",
     )
     args = parser.parse_args(argv)
 
@@ -534,8 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.engines.split(","):
         engines[name], secs, _ = load_engine(name, 1)
         progress(f"loaded {name} in {secs:.1f} s")
-    codes = run_codes(engines, items, judge, settings, progress)
-    yesno = run_yesno(engines, yesno_items, dialog, settings, progress)
+    vad = make_vad(args.vad, RATE)
+    codes = run_codes(engines, items, judge, settings, vad, progress)
+    yesno = run_yesno(engines, yesno_items, dialog, settings, vad, progress)
     report(args, engines, wanted, codes, yesno)
     print(f"\nwall time {time.perf_counter() - started:.0f} s")
     for rec in engines.values():
@@ -554,7 +574,7 @@ def report(
     print(
         f"\n# bench_robust --engines {args.engines} --n {args.n} --seed {args.seed} "
         f"--yesno-limit {args.yesno_limit} --context-s {args.context_s} "
-        f"--lead-in-s {args.lead_in_s}  (held out: {HELD_OUT})"
+        f"--lead-in-s {args.lead_in_s} --vad {args.vad}  (held out: {HELD_OUT})"
     )
     head = " | ".join(f"{n} whole % | {n} DER % | {n} short | {n} wrong, sure" for n in names)
     print(f"\n| family | condition | n | {head} | onnx RTF |")

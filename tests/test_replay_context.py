@@ -3,6 +3,8 @@ starts to speak, after the recording's noisy line before that as context only.""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import pytest
 
@@ -108,3 +110,37 @@ def test_the_replay_channel_hears_with_the_settings_it_was_given(asr: ToneRecogn
         event = channel.listen(Listen.yesno())
         assert isinstance(event, Heard) and event.recognition.text == "đúng"
         assert len(session.contexts) == contexts
+
+
+@dataclass
+class DeafVad:
+    """A detector that never hears speech; counts the streams made, by rate."""
+
+    rate: int = RATE
+    frame_samples: int = RATE // 50
+    made: list[int] = field(default_factory=list)
+
+    def __call__(self, rate: int) -> DeafVad:
+        self.made.append(rate)
+        return DeafVad(rate, rate // 50)
+
+    def probability(self, frame: PCM) -> float:
+        return 0.0
+
+    def reset(self) -> None:
+        return None
+
+
+def test_each_replayed_turn_is_heard_with_a_fresh_detector_of_the_given_kind(
+    asr: ToneRecognizer,
+) -> None:
+    pcm = turn(asr, 3.0, -50.0)
+    vad = DeafVad()
+    session = ContextSession(asr.open_session())
+    channel = ReplayChannel([Audio(pcm, RATE), Audio(pcm, RATE)], session, None, vad=vad)
+    for _ in range(2):
+        assert isinstance(channel.listen(Listen.yesno()), Heard)  # the recogniser heard it
+    assert vad.made == [RATE, RATE]
+    # the detector heard no speech start, so no lead-in: both turns heard whole, no context
+    assert all(np.array_equal(t, pcm) for t in session.turns)
+    assert "context" not in session.calls

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 from tqdm import tqdm
 
 from assistant.accounts.store import SqlAccountStore
+from assistant.audio.vad import VoiceActivity
 from assistant.batch.charts import digit_stats
 from assistant.batch.report import BatchReport, ScenarioResult, render_html, render_markdown
 from assistant.batch.scenarios import Problem, Scenario, load_scenarios, validate_audio
@@ -90,6 +92,7 @@ def run_scenario(
     speech: SpeechSettings,
     audio_s: float,
     reveal_codes: bool = False,
+    vad: Callable[[int], VoiceActivity] | None = None,
 ) -> ScenarioResult:
     result = ScenarioResult(
         name=scenario.name,
@@ -105,6 +108,7 @@ def run_scenario(
         turns=scenario.turns,
         speech=speech,
         reveal_codes=reveal_codes,
+        vad=vad,
     )
     t0 = time.perf_counter()
     try:
@@ -159,6 +163,7 @@ def run_batch(
     progress: bool,
     recognizer: Recognizer | None = None,
     reveal_codes: bool = False,
+    vad: Callable[[int], VoiceActivity] | None = None,
 ) -> dict[str, Any]:
     """Replay every scenario, write the report, return the summary (see the module doc).
 
@@ -166,6 +171,7 @@ def run_batch(
     the report's header says so when they are not.
 
     ``recognizer``: an already loaded recogniser to use (tests); it is then not closed here.
+    ``vad`` makes each turn's voice-activity detector, as on the phone line (``None``: energy).
     Otherwise the one ``speech`` names is loaded once, after every file has been checked.
     """
     report_format = report_format_for(report_path, fmt)
@@ -197,7 +203,14 @@ def run_batch(
                 results.append(_failed(sc, problem or Problem("scenario_invalid", "?"), seconds))
             else:
                 results.append(
-                    run_scenario(sc, box, speech=speech, audio_s=seconds, reveal_codes=reveal_codes)
+                    run_scenario(
+                        sc,
+                        box,
+                        speech=speech,
+                        audio_s=seconds,
+                        reveal_codes=reveal_codes,
+                        vad=vad,
+                    )
                 )
             passed = sum(r.passed for r in results)
             bar.set_postfix(passed=passed, failed=len(results) - passed, refresh=False)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from assistant.asr.factory import make_recognizer
 from assistant.audio.resample import resample_audio
+from assistant.audio.vad import VoiceActivity
 from assistant.audio.wav import read_wav, write_wav
 from assistant.call.channels.replay import ReplayChannel, recognize_turn
 from assistant.call.runtime import CallSummary
@@ -30,6 +31,8 @@ class ReplayRequest:
     out_rate: int = 8000
     reveal_password: bool = False
     reveal_codes: bool = False  # heard digits, keys and read-backs in the clear (testers)
+    #: each turn's voice-activity detector, as on the phone line (:func:`make_vad`; None: energy)
+    vad: Callable[[int], VoiceActivity] | None = None
 
 
 def load_turns(paths: Sequence[Path], rate: int) -> list[Audio]:
@@ -50,7 +53,7 @@ def replay_call(
 
     def channel(session: RecognizerSession | None) -> ReplayChannel:
         assert session is not None
-        return ReplayChannel(turns, session, voice)
+        return ReplayChannel(turns, session, voice, vad=request.vad)
 
     summary, used = box.run_call(
         channel,
@@ -89,9 +92,15 @@ def run_replay(request: ReplayRequest) -> dict[str, Any]:
 
 
 def hear_files(
-    paths: Sequence[Path], mode: str, speech: SpeechSettings, *, expected: int = 10
+    paths: Sequence[Path],
+    mode: str,
+    speech: SpeechSettings,
+    *,
+    expected: int = 10,
+    vad: Callable[[int], VoiceActivity] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Each file through exactly the path the dialog uses in that listening state."""
+    """Each file through exactly the path the dialog uses in that listening state (speech
+    detected by a fresh detector from ``vad``, as on the phone line; ``None``: frame energy)."""
     listen_mode = ListenMode(mode)
     spec = ListenSpec(listen_mode, expected if listen_mode is ListenMode.DIGITS else None)
     audios = load_turns(paths, 16000)  # validate every file before loading a model
@@ -105,7 +114,9 @@ def hear_files(
                 if loaded.rate == recognizer.sample_rate
                 else resample_audio(loaded, recognizer.sample_rate)
             )
-            event = recognize_turn(session, audio, spec)
+            event = recognize_turn(
+                session, audio, spec, vad=vad(audio.rate) if vad is not None else None
+            )
             text = getattr(event, "recognition", None)
             parsed = dialog.interpret(listen_mode, event)
             yield {"file": str(path), "text": text.text if text is not None else ""} | parsed

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assistant.accounts.store import default_db_url
 from assistant.core.errors import ConfigError
@@ -19,6 +20,9 @@ from assistant.core.settings import (
     SpeechSettings,
 )
 from assistant.telephony.sip.rtprio import DEFAULT_PRIORITY
+
+if TYPE_CHECKING:
+    from assistant.audio.vad import VoiceActivity
 
 PHONE_RATE = 8000
 
@@ -86,6 +90,24 @@ def _replay_db(args: argparse.Namespace, command: str) -> str:
     return str(args.db)
 
 
+def _replay_vad(args: argparse.Namespace) -> Callable[[int], VoiceActivity] | None:
+    """The detector replayed turns are heard with (loaded once, checked at the recogniser's
+    16 kHz): the phone line's own by default."""
+    from assistant.audio.vad import make_vad
+
+    return make_vad(args.vad, 16000)
+
+
+def add_replay_vad(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--vad",
+        choices=VAD_ENGINES,
+        default="silero",
+        help="voice-activity detector a turn is heard with, as on the phone line (default: "
+        "%(default)s)",
+    )
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from assistant.cli.replay import ReplayRequest, run_replay
 
@@ -98,6 +120,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         out_rate=args.out_rate,
         reveal_password=args.reveal_password,
         reveal_codes=args.reveal_codes,
+        vad=_replay_vad(args),
     )
     result = run_replay(request)
     print(json.dumps(result, ensure_ascii=False))
@@ -108,7 +131,11 @@ def cmd_hear(args: argparse.Namespace) -> int:
     from assistant.cli.replay import hear_files
 
     for line in hear_files(
-        [Path(p) for p in args.files], args.mode, speech_settings(args), expected=args.expected
+        [Path(p) for p in args.files],
+        args.mode,
+        speech_settings(args),
+        expected=args.expected,
+        vad=_replay_vad(args),
     ):
         print(json.dumps(line, ensure_ascii=False), flush=True)
     return 0
@@ -125,6 +152,7 @@ def cmd_replay_batch(args: argparse.Namespace) -> int:
         fmt=args.format,
         progress=not args.no_progress,
         reveal_codes=args.reveal_codes,
+        vad=_replay_vad(args),
     )
     print(json.dumps(report, ensure_ascii=False))
     return 0 if report["failed"] == 0 else 1
@@ -205,6 +233,7 @@ def register(sub: Any) -> None:
         help="include the issued password in the JSON (testers only)",
     )
     replay.add_argument("--reveal-codes", action="store_true", help=_REVEAL_CODES)
+    add_replay_vad(replay)
     replay.add_argument("turns", nargs="+", metavar="TURN.wav")
     replay.set_defaults(func=cmd_replay)
 
@@ -217,6 +246,7 @@ def register(sub: Any) -> None:
         help="digits still expected (digits mode; default: %(default)s)",
     )
     add_speech_args(hear)
+    add_replay_vad(hear)
     hear.add_argument("files", nargs="+", metavar="FILE.wav")
     hear.set_defaults(func=cmd_hear)
 
@@ -231,6 +261,7 @@ def register(sub: Any) -> None:
     batch.add_argument("--db", help="SQLAlchemy URL (required: a replay can reset accounts)")
     batch.add_argument("--reveal-codes", action="store_true", help=_REVEAL_CODES)
     add_speech_args(batch)
+    add_replay_vad(batch)
     batch.add_argument("--report", type=Path, default=Path("replay-report.md"))
     batch.add_argument("--format", choices=("md", "html"), help="default: from --report's suffix")
     batch.add_argument("--no-progress", action="store_true")

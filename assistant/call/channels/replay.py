@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from assistant.audio.endpoint import Endpointer, EndpointSettings, SpeechStarted
+from assistant.audio.vad import VoiceActivity
 from assistant.call.channels.live import LiveSettings, noisy_enough
 from assistant.call.channels.timing import StageSink, endpoint_settings, no_stage
 from assistant.call.prompt_voice import PromptVoice
@@ -28,6 +29,7 @@ def recognize_turn(
     *,
     chunk_s: float = 0.1,
     settings: LiveSettings | None = None,
+    vad: VoiceActivity | None = None,
 ) -> Heard | NoInput:
     """Recognise one whole recorded turn (already at the recogniser's rate).
 
@@ -35,8 +37,9 @@ def recognize_turn(
     live call hears its line (``settings``, the box's :class:`LiveSettings` by default): once
     the caller starts to speak, the recogniser hears the turn from ``lead_in_s`` before that,
     after the ``context_s`` of the recording before it as context when that is noisy enough;
-    a turn in which no speech starts is heard whole. A turn with no speech (by the endpointer)
-    and no words (by the recogniser) is silence: :class:`NoInput`.
+    a turn in which no speech starts is heard whole. Speech is detected by ``vad`` (at the
+    audio's rate; ``None``: frame energy). A turn with no speech (by the endpointer) and no
+    words (by the recogniser) is silence: :class:`NoInput`.
     """
     live = settings or LiveSettings()
     samples = audio.samples
@@ -47,6 +50,7 @@ def recognize_turn(
             no_input_s=max(audio.duration, 1.0) + 1.0,
             max_speech_s=max(audio.duration, 1.0) + 1.0,
         ),
+        vad=vad,
     )
     session.begin(spec)
     keep = None if live.lead_in_s is None else round(live.lead_in_s * audio.rate)
@@ -80,7 +84,8 @@ class ReplayChannel:
     Each turn (already read and converted to the recogniser's rate) answers the box's next
     listening turn; when they run out the caller is silent. What the box says is rendered with
     ``voice`` (when given) into :attr:`box_audio`, with silence where the caller spoke. Each
-    turn is heard as a live call with ``settings`` would hear it (:func:`recognize_turn`).
+    turn is heard as a live call with ``settings`` would hear it (:func:`recognize_turn`), its
+    speech detected by a fresh detector from ``vad`` (``None``: frame energy).
     """
 
     def __init__(
@@ -92,9 +97,11 @@ class ReplayChannel:
         stage: StageSink = no_stage,
         clock: Callable[[], float] = time.perf_counter,
         settings: LiveSettings | None = None,
+        vad: Callable[[int], VoiceActivity] | None = None,
     ) -> None:
         self.turns = list(turns)
         self.settings = settings or LiveSettings()
+        self.vad = vad
         self.session = session
         self.voice = voice
         self.stage = stage
@@ -120,7 +127,13 @@ class ReplayChannel:
         if self.voice is not None:  # the caller's turn, as a gap in the box's recording
             self.box_audio.append(np.zeros(int(audio.duration * self.voice.rate), np.int16))
         t0 = self.clock()
-        event = recognize_turn(self.session, audio, listen.spec, settings=self.settings)
+        event = recognize_turn(
+            self.session,
+            audio,
+            listen.spec,
+            settings=self.settings,
+            vad=self.vad(audio.rate) if self.vad is not None else None,
+        )
         elapsed = self.clock() - t0
         self.stage("asr", elapsed)
         if audio.duration > 0:
