@@ -387,6 +387,7 @@ class Tally:
     digits: int = 0
     short: int = 0  # fewer digits than said
     wrong_sure: int = 0  # a wrong code with no digit marked unsure
+    right_unsure: int = 0  # the right code, a digit marked unsure (asked again or read back unsure)
     cpu: float = 0.0
     audio: float = 0.0
 
@@ -413,6 +414,7 @@ def run_codes(
             t.digits += len(code)
             t.short += len(got) < len(code)
             t.wrong_sure += got != code and not unsure
+            t.right_unsure += got == code and bool(unsure)
             t.cpu += cpu
             t.audio += secs
         session.close()
@@ -576,9 +578,11 @@ def report(
         f"--yesno-limit {args.yesno_limit} --context-s {args.context_s} "
         f"--lead-in-s {args.lead_in_s} --vad {args.vad}  (held out: {HELD_OUT})"
     )
-    head = " | ".join(f"{n} whole % | {n} DER % | {n} short | {n} wrong, sure" for n in names)
+    head = " | ".join(
+        f"{n} whole % | {n} DER % | {n} short | {n} wrong, sure | {n} right, unsure" for n in names
+    )
     print(f"\n| family | condition | n | {head} | onnx RTF |")
-    print("|---|---|---|" + "---|" * (4 * len(names)) + "---|")
+    print("|---|---|---|" + "---|" * (5 * len(names)) + "---|")
     for family, conds in FAMILIES.items():
         for cond in conds:
             if cond not in wanted or (names[0], cond) not in codes:
@@ -587,7 +591,8 @@ def report(
             for n in names:
                 t = codes[n, cond]
                 cells.append(
-                    f"{pct(t.whole, t.n)} | {pct(t.edits, t.digits)} | {t.short} | {t.wrong_sure}"
+                    f"{pct(t.whole, t.n)} | {pct(t.edits, t.digits)} | {t.short} | "
+                    f"{t.wrong_sure} | {t.right_unsure}"
                 )
             o = codes.get(("onnx", cond))
             rtf = f"{o.cpu / o.audio:.3f}" if o and o.audio else "-"

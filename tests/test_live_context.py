@@ -39,10 +39,14 @@ def voice() -> PromptVoice:
 
 
 def channel(
-    media: ScriptedMedia, asr: ToneRecognizer, voice: PromptVoice, context_s: float
+    media: ScriptedMedia,
+    asr: ToneRecognizer,
+    voice: PromptVoice,
+    context_s: float,
+    lead_in_s: float | None = LiveSettings().lead_in_s,
 ) -> tuple[LiveChannel, ContextSession]:
     session = ContextSession(asr.open_session())
-    settings = LiveSettings(context_s=context_s)
+    settings = LiveSettings(context_s=context_s, lead_in_s=lead_in_s)
     ch = LiveChannel(media, session, RATE, voice, clock=media.clock, settings=settings)
     return ch, session
 
@@ -134,8 +138,7 @@ def test_a_turn_heard_from_its_start_gets_the_line_before_it(
     media = ScriptedMedia(
         [BoxDone(0.1), Speak(asr.clip("đúng", 0.6)), Silence(1.5)], rate=RATE, noise_dbfs=-50
     )
-    ch, session = channel(media, asr, voice, context_s=0.8)
-    object.__setattr__(ch.settings, "lead_in_s", None)
+    ch, session = channel(media, asr, voice, context_s=0.8, lead_in_s=None)
     ch.say(Say("ask_code"), interruptible=False)
     assert isinstance(ch.listen(Listen.yesno()), Heard)
     assert len(session.contexts[0]) == round(0.8 * RATE)

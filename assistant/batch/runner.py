@@ -171,8 +171,8 @@ def run_batch(
     the report's header says so when they are not.
 
     ``recognizer``: an already loaded recogniser to use (tests); it is then not closed here.
-    ``vad`` makes each turn's voice-activity detector, as on the phone line (``None``: energy).
     Otherwise the one ``speech`` names is loaded once, after every file has been checked.
+    ``vad`` makes each turn's voice-activity detector, as on the phone line (``None``: energy).
     """
     report_format = report_format_for(report_path, fmt)
     source = Path(scenarios)
