@@ -11,7 +11,7 @@ from assistant.call.channels.live import LineTail, LiveChannel, LiveSettings
 from assistant.call.prompt_voice import PromptVoice
 from assistant.core.dialog import Heard, Listen, Say
 from assistant.core.errors import ConfigError
-from assistant.core.ports import PCM
+from assistant.core.ports import PCM, ListenMode
 from assistant.language.prompts import Prompts
 from assistant.testing.audio import FakeSynthesizer
 from assistant.testing.media import (
@@ -159,3 +159,28 @@ def test_the_line_tail_keeps_positions() -> None:
     assert tail.between(18, 22).tolist() == [18, 19, 20, 21]
     assert tail.between(0, 24).tolist() == list(range(12, 24))  # older samples are gone
     assert tail.between(30, 40).size == 0 and tail.between(5, 5).size == 0
+
+
+@pytest.mark.parametrize("noise_dbfs", [-70.0, None])
+def test_a_digits_turn_hears_the_line_before_it_whatever_its_level(
+    asr: ToneRecognizer, voice: PromptVoice, noise_dbfs: float | None
+) -> None:
+    media = ScriptedMedia(
+        [Silence(3.0), Speak(asr.clip("không", 0.6)), Silence(4.0)],
+        rate=RATE,
+        noise_dbfs=noise_dbfs,
+    )
+    ch, session = channel(media, asr, voice, context_s=1.2)
+    event = ch.listen(Listen.digits(10))
+    assert isinstance(event, Heard) and event.recognition.text == "không"
+    assert session.calls[:3] == ["begin", "context", "feed"]
+    assert len(session.contexts[0]) == round(1.2 * RATE)
+    where(media.caller_audio().samples, session.contexts[0], session.turns[0])
+
+
+def test_the_context_gate_is_per_listening_mode() -> None:
+    settings = LiveSettings()
+    assert settings.context_gate(ListenMode.DIGITS) is None
+    assert settings.context_gate(ListenMode.YESNO) == settings.context_min_dbfs
+    strict = LiveSettings(digits_context_min_dbfs=-40.0)
+    assert strict.context_gate(ListenMode.DIGITS) == -40.0

@@ -144,3 +144,13 @@ def test_each_replayed_turn_is_heard_with_a_fresh_detector_of_the_given_kind(
     # the detector heard no speech start, so no lead-in: both turns heard whole, no context
     assert all(np.array_equal(t, pcm) for t in session.turns)
     assert "context" not in session.calls
+
+
+def test_a_quiet_recording_of_digits_still_gets_its_line_as_context(asr: ToneRecognizer) -> None:
+    pcm = turn(asr, 3.0, None)  # digital silence before the speech
+    session = ContextSession(asr.open_session())
+    event = recognize_turn(session, Audio(pcm, RATE), ListenSpec(ListenMode.DIGITS, 10))
+    assert isinstance(event, Heard)
+    assert session.calls[:3] == ["begin", "context", "feed"]
+    assert len(session.contexts[0]) == round(LiveSettings().context_s * RATE)
+    contiguous(pcm, session.contexts[0], session.turns[0])

@@ -214,6 +214,12 @@ class LineTail:
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
 
 
+def worth_context(pcm: PCM, min_dbfs: float | None) -> bool:
+    """Whether the line's audio before a turn is heard as context: any audio when
+    ``min_dbfs`` is ``None``, else audio at least that loud (:func:`noisy_enough`)."""
+    return bool(len(pcm)) and (min_dbfs is None or noisy_enough(pcm, min_dbfs))
+
+
 def noisy_enough(pcm: PCM, min_dbfs: float) -> bool:
     """Whether the line's audio is loud enough (RMS at least ``min_dbfs``) to be worth hearing
     as context: the model hears speech better through a noisy line it has heard first, and
@@ -242,11 +248,22 @@ class LiveSettings:
     #: words of the turn: the caller's own line noise, which the model then hears speech
     #: through better; README, "The line before the turn"). 0: no context.
     context_s: float = 1.2
-    #: ... and only when the line is noisy: its audio before the turn at least this loud (RMS,
-    #: dBFS). On the panel a quiet line's context cost answers (4 of the 500 recorded ones went
-    #: unclear, their lines at -64 to -75 dBFS) while a noisy one's (pink noise, -50 to -31
-    #: dBFS) turned 9 unclear answers right; chosen on those, babble held out.
+    #: ... and for a yes/no (any turn but digits) only when the line is noisy: its audio
+    #: before the turn at least this loud (RMS, dBFS). On the panel a quiet line's context cost
+    #: answers (4 of the 500 recorded ones went unclear, their lines at -64 to -75 dBFS) while a
+    #: noisy one's (pink noise, -50 to -31 dBFS) turned 9 unclear answers right; chosen on
+    #: those, babble held out.
     context_min_dbfs: float = -55.0
+    #: ... for digits, from this level (None: whatever the line's level, digital silence too).
+    #: The first digit of a code is the one the model is least sure of; over a real telephone
+    #: noise floor (-68 to -85 dBFS) the context halved the right codes with a digit marked
+    #: unsure (43 to 26 of 150, none wrong; README, "The line before the turn").
+    digits_context_min_dbfs: float | None = None
+
+    def context_gate(self, mode: ListenMode) -> float | None:
+        """The line level from which a turn in ``mode`` hears the line before it as context
+        (``None``: always)."""
+        return self.digits_context_min_dbfs if mode is ListenMode.DIGITS else self.context_min_dbfs
 
     def __post_init__(self) -> None:
         if not 0.02 <= self.write_ahead_s <= 2.0:
@@ -305,6 +322,7 @@ class LiveChannel:
         span = s.context_s + (s.lead_in_s or 0.0) + s.preroll_s + 0.5
         #: the line's recent audio, for the recogniser's context before a turn
         self._tail = LineTail(round(span * media.sample_rate)) if s.context_s > 0 else None
+        self._context_gate: float | None = s.context_min_dbfs  # the turn's (context_gate)
         self._fed = 0  # the line position just after the last frame the endpointer heard
 
     # -- speaking -------------------------------------------------------------------------------
@@ -383,6 +401,7 @@ class LiveChannel:
         self._hold = None
         self.session.begin(spec)
         self._utterance_open = True
+        self._context_gate = self.settings.context_gate(spec.mode)
         last_key_at = ep.now_s if keys else None
         last_media = self.clock()
         pending, self._pending_audio = self._pending_audio, []
@@ -506,7 +525,7 @@ class LiveChannel:
             return
         rate = self.media.sample_rate
         pcm = self._tail.between(start - round(self.settings.context_s * rate), start)
-        if noisy_enough(pcm, self.settings.context_min_dbfs):
+        if worth_context(pcm, self._context_gate):
             hear_context(self.session, resample(pcm, rate, self.asr_rate))
 
     def _release_hold(self, to_asr: StreamResampler) -> None:

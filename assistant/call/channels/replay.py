@@ -14,7 +14,7 @@ import numpy as np
 
 from assistant.audio.endpoint import Endpointer, EndpointSettings, SpeechStarted
 from assistant.audio.vad import VoiceActivity
-from assistant.call.channels.live import LiveSettings, noisy_enough
+from assistant.call.channels.live import LiveSettings, worth_context
 from assistant.call.channels.timing import StageSink, endpoint_settings, no_stage
 from assistant.call.prompt_voice import PromptVoice
 from assistant.call.runtime import SayResult
@@ -36,7 +36,8 @@ def recognize_turn(
     The audio is streamed in ``chunk_s`` pieces as a live call would be, and heard the way a
     live call hears its line (``settings``, the box's :class:`LiveSettings` by default): once
     the caller starts to speak, the recogniser hears the turn from ``lead_in_s`` before that,
-    after the ``context_s`` of the recording before it as context when that is noisy enough;
+    after the ``context_s`` of the recording before it as context (for a yes/no only when it
+    is noisy enough: :meth:`LiveSettings.context_gate`);
     a turn in which no speech starts is heard whole. Speech is detected by ``vad`` (at the
     audio's rate; ``None``: frame energy). A turn with no speech (by the endpointer) and no
     words (by the recogniser) is silence: :class:`NoInput`.
@@ -64,7 +65,7 @@ def recognize_turn(
             assert keep is not None
             fed = max(0, end - keep)
             before = samples[max(0, fed - round(live.context_s * audio.rate)) : fed]
-            if noisy_enough(before, live.context_min_dbfs):
+            if worth_context(before, live.context_gate(spec.mode)):
                 hear_context(session, before)
         if fed is not None:
             session.feed(samples[fed:end])
