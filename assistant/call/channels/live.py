@@ -256,8 +256,8 @@ class LiveSettings:
     context_min_dbfs: float = -55.0
     #: ... for digits, from this level (None: whatever the line's level, digital silence too).
     #: The first digit of a code is the one the model is least sure of; over a real telephone
-    #: noise floor (-68 to -85 dBFS) the context halved the right codes with a digit marked
-    #: unsure (43 to 26 of 150, none wrong; README, "The line before the turn").
+    #: noise floor (-68 to -85 dBFS) the context took the right codes with a digit marked
+    #: unsure from 43 to 26 of 150, none wrong (README, "The line before the turn").
     digits_context_min_dbfs: float | None = None
 
     def context_gate(self, mode: ListenMode) -> float | None:
