@@ -65,7 +65,6 @@ from assistant.core.ports import (
     Recognition,
     Recognizer,
     RecognizerSession,
-    hear_context,
 )
 from assistant.language.numbers import NumberReader, YesNo
 
@@ -236,16 +235,10 @@ def channel(pcm: PCM, condition: str, seed: int) -> PCM:
 # --------------------------------------------------------------------------------------------
 
 
-def recognise(
-    session: RecognizerSession, pcm: PCM, spec: ListenSpec, context: PCM | None = None
-) -> tuple[Recognition, float]:
-    """One utterance fed in 20 ms frames, after ``context`` (the line before the turn, heard
-    as the box's live channel does: :func:`assistant.core.ports.hear_context`); the result and
-    the process CPU seconds it took."""
+def recognise(session: RecognizerSession, pcm: PCM, spec: ListenSpec) -> tuple[Recognition, float]:
+    """One utterance fed in 20 ms frames; the result and the process CPU seconds it took."""
     started = time.process_time()
     session.begin(spec)
-    if context is not None:
-        hear_context(session, context)
     for i in range(0, len(pcm), FEED):
         session.feed(pcm[i : i + FEED])
     result = session.end()

@@ -98,14 +98,14 @@ def _replay_vad(args: argparse.Namespace) -> Callable[[int], VoiceActivity] | No
     return make_vad(args.vad, 16000)
 
 
-def add_replay_vad(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--vad",
-        choices=VAD_ENGINES,
-        default="silero",
-        help="voice-activity detector a turn is heard with, as on the phone line (default: "
-        "%(default)s)",
-    )
+def add_vad_arg(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--vad``: the voice-activity detector, Silero by default (the phone line's)."""
+    parser.add_argument("--vad", choices=VAD_ENGINES, default="silero", help=help_text)
+
+
+_REPLAY_VAD = (
+    "voice-activity detector a turn is heard with, as on the phone line (default: %(default)s)"
+)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -233,7 +233,7 @@ def register(sub: Any) -> None:
         help="include the issued password in the JSON (testers only)",
     )
     replay.add_argument("--reveal-codes", action="store_true", help=_REVEAL_CODES)
-    add_replay_vad(replay)
+    add_vad_arg(replay, _REPLAY_VAD)
     replay.add_argument("turns", nargs="+", metavar="TURN.wav")
     replay.set_defaults(func=cmd_replay)
 
@@ -246,7 +246,7 @@ def register(sub: Any) -> None:
         help="digits still expected (digits mode; default: %(default)s)",
     )
     add_speech_args(hear)
-    add_replay_vad(hear)
+    add_vad_arg(hear, _REPLAY_VAD)
     hear.add_argument("files", nargs="+", metavar="FILE.wav")
     hear.set_defaults(func=cmd_hear)
 
@@ -261,7 +261,7 @@ def register(sub: Any) -> None:
     batch.add_argument("--db", help="SQLAlchemy URL (required: a replay can reset accounts)")
     batch.add_argument("--reveal-codes", action="store_true", help=_REVEAL_CODES)
     add_speech_args(batch)
-    add_replay_vad(batch)
+    add_vad_arg(batch, _REPLAY_VAD)
     batch.add_argument("--report", type=Path, default=Path("replay-report.md"))
     batch.add_argument("--format", choices=("md", "html"), help="default: from --report's suffix")
     batch.add_argument("--no-progress", action="store_true")
@@ -279,12 +279,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="let speech interrupt prompts (use with a headset; keys always can)",
     )
-    mic.add_argument(
-        "--vad",
-        choices=VAD_ENGINES,
-        default="silero",
-        help="voice-activity detector, as on the phone line (silero: --rate 8000 or 16000)",
-    )
+    add_vad_arg(mic, "voice-activity detector, as on the phone line (silero: --rate 8000 or 16000)")
     add_speech_args(mic)
     add_voice_args(mic)
     mic.set_defaults(func=cmd_mic)
@@ -311,12 +306,7 @@ def register(sub: Any) -> None:
         default="json",
         help="logs: one JSON object a line, numbers masked (default), or plain text",
     )
-    sip.add_argument(
-        "--vad",
-        choices=VAD_ENGINES,
-        default="silero",
-        help="voice-activity detector (default: %(default)s; see scripts/bench_vad.py)",
-    )
+    add_vad_arg(sip, "voice-activity detector (default: %(default)s; see scripts/bench_vad.py)")
     sip.add_argument(
         "--caller-trust",
         choices=("strict", "trunk", "open"),
