@@ -33,7 +33,9 @@ Every item is heard the way the box's channels hear a turn (``recognize_turn``, 
 (the panel's silence over the condition's line; for a recorded answer its own first 0.25 s,
 repeated), the recogniser hears it from the lead-in before the caller's speech is detected, and
 the line before that as context when it is noisy enough; speech is detected by ``--vad``
-(the phone line's Silero VAD by default, here at 16 kHz).
+(the phone line's Silero VAD by default, here at 16 kHz). Before all that, the box has heard
+``PROMPT_LINE_S`` more of the line while its prompt played: the level the caller's speech must
+start above (:meth:`assistant.audio.endpoint.Endpointer.hear_line`, as a live call does).
 
     PYTHONPATH=. .venv/bin/python scripts/bench_robust.py --n 4 --yesno-limit 0
 
@@ -72,6 +74,7 @@ from bench_codes import (
     silence,
 )
 
+from assistant.audio.endpoint import EndpointSettings
 from assistant.audio.g711 import phone_line
 from assistant.audio.resample import resample
 from assistant.audio.vad import VoiceActivity, make_vad
@@ -93,6 +96,8 @@ from assistant.language.numbers import NumberReader
 from dialogs.reset import ResetDialog
 
 HELD_OUT = "babble"
+#: the line heard while the prompt played, before the turn: the endpointer's line estimate
+PROMPT_LINE_S = EndpointSettings().noise_window_s
 FloatArray = npt.NDArray[np.float64]
 
 # --------------------------------------------------------------------------------------------
@@ -353,13 +358,21 @@ def hear(
     vad: Callable[[int], VoiceActivity] | None,
 ) -> tuple[Recognition, float]:
     """One recording heard as the box's channels hear a turn (:func:`assistant.call.channels.
-    replay.recognize_turn`: the lead-in from the caller's first speech, the line before it as
-    context when it is noisy; speech detected by a fresh ``vad`` stream); the result and the
-    process CPU seconds it took (the detector's included)."""
+    replay.recognize_turn`: its first ``PROMPT_LINE_S`` as the line heard during the prompt,
+    the lead-in from the caller's first speech, the line before it as context; speech detected
+    by a fresh ``vad`` stream); the result and the process CPU seconds it took (the detector's
+    included)."""
     started = time.process_time()
     detector = vad(RATE) if vad is not None else None
+    prompt = round(PROMPT_LINE_S * RATE)
     event = recognize_turn(
-        session, Audio(pcm, RATE), spec, chunk_s=0.02, settings=settings, vad=detector
+        session,
+        Audio(pcm[prompt:], RATE),
+        spec,
+        chunk_s=0.02,
+        settings=settings,
+        vad=detector,
+        line=pcm[:prompt],
     )
     result = event.recognition if isinstance(event, Heard) else Recognition()
     return result, time.process_time() - started
@@ -521,7 +534,8 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     settings = LiveSettings(lead_in_s=args.lead_in_s, context_s=args.context_s)
-    before_s = args.context_s + args.lead_in_s  # the line the box has heard when speech starts
+    # the line the box has heard when speech starts: the prompt's time, context, lead-in
+    before_s = PROMPT_LINE_S + args.context_s + args.lead_in_s
     quiet = np.zeros(round(before_s * RATE), dtype=np.int16)  # the panel's silence before
     items: list[tuple[str, str, PCM, int, float]] = []
     for cond in wanted:

@@ -25,6 +25,15 @@ follows the line noise even while the caller talks), and a frame is speech when 
 ``threshold_db`` above that floor and above ``min_speech_dbfs``; once speaking, a frame keeps
 the utterance alive at ``threshold_db - hangover_db`` (hysteresis).
 
+**Starting above the line.** A detector says whether a frame is speech, not whose: other
+people talking near the caller (a street, a market, a television) are speech too. With a
+detector and ``start_above_line_db`` set, a frame can only start an utterance when it is also
+that much louder than the line: the median frame level of the last ``noise_window_s`` heard
+while waiting for the caller (:meth:`Endpointer.hear_line` adds the line heard before the
+endpointer was, such as during the prompt). The caller, close to the microphone, is louder
+than the voices around; a running utterance is not gated (its quiet syllables stay in it).
+With no line heard yet, nothing is gated.
+
 **Grammar-aware end of turn.** The box knows what a turn should hold (ten digits, a yes or a
 no). While the caller speaks, the channel hands the endpointer :class:`TurnReading` facts from
 the streaming recogniser (:meth:`Endpointer.hear`): whether the running reading is complete
@@ -89,6 +98,9 @@ class EndpointSettings:
     #: ...and a running utterance goes on down to this. Equal to speech_probability: with
     #: Silero VAD's usual 0.35 the detected ends came later (scripts/bench_vad.py, README)
     continue_probability: float = 0.5
+    #: with a detector, a frame starts an utterance only this far above the line's median
+    #: level (None: any level); see "Starting above the line" above
+    start_above_line_db: float | None = 6.0
 
     def __post_init__(self) -> None:
         positive = (
@@ -126,6 +138,11 @@ class EndpointSettings:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0.0 < value <= 1.0):
                 raise ConfigError(f"endpoint setting {name} must be in (0, 1], got {value!r}")
+        above = self.start_above_line_db
+        if above is not None and not (isinstance(above, int | float) and 0 <= above <= 40):
+            raise ConfigError(
+                f"endpoint start_above_line_db must be in [0, 40] dB (or None), got {above!r}"
+            )
         if self.continue_probability > self.speech_probability:
             raise ConfigError("endpoint continue_probability cannot exceed speech_probability")
         quick = self.complete_silence_s
@@ -235,6 +252,7 @@ class Endpointer:
         self._pending_start = 0  # clock position of _pending[0]
         self._energies: deque[float] = deque()
         self._frames_seen = 0
+        self._line: deque[float] = deque()  # frame levels heard while waiting (dBFS)
         self.reset(settings)
 
     # -- public ------------------------------------------------------------------------------
@@ -291,10 +309,13 @@ class Endpointer:
         )
         if getattr(self, "_frame", frame) != frame:
             self._energies.clear()
+            self._line.clear()
             self._frames_seen = 0
         self._frame = frame
         frame_s = frame / self.rate
-        self._energies = deque(self._energies, maxlen=max(1, round(s.noise_window_s / frame_s)))
+        window = max(1, round(s.noise_window_s / frame_s))
+        self._energies = deque(self._energies, maxlen=window)
+        self._line = deque(self._line, maxlen=window)
         # a new turn starts at the current clock; frames already begun are analysed from here
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_start = self._samples
@@ -329,6 +350,19 @@ class Endpointer:
         self._pending_start += used
         return events
 
+    def hear_line(self, pcm: PCM) -> None:
+        """Take the line's audio from before this endpointer was fed (the stretch just before
+        the turn, e.g. during the prompt) as the line an utterance must start above
+        (``start_above_line_db``). Changes no state of the turn and not the clock."""
+        pcm = np.asarray(pcm, dtype=np.int16)
+        for i in range(len(pcm) // self._frame):
+            self._line.append(_level(pcm[i * self._frame : (i + 1) * self._frame]))
+
+    @property
+    def line_dbfs(self) -> float | None:
+        """The line's median frame level while waiting (``None``: none heard yet)."""
+        return float(np.median(np.fromiter(self._line, float))) if self._line else None
+
     def hear(self, reading: TurnReading) -> list[EndpointEvent]:
         """Take the recogniser's latest reading of the turn; returns ``SpeechEnded`` when it
         (with the silence already heard) ends the turn now."""
@@ -348,10 +382,7 @@ class Endpointer:
         return observed
 
     def _observe(self, frame: PCM) -> float:
-        x = frame.astype(np.float64)
-        x -= x.mean()
-        power = float(np.dot(x, x)) / len(x) / (32768.0 * 32768.0)
-        level = 10.0 * math.log10(power) if power > 1e-12 else _SILENT_DBFS
+        level = _level(frame)
         self._energies.append(level)
         self._frames_seen += 1
         return level
@@ -364,7 +395,18 @@ class Endpointer:
         speaking = self._state is _State.SPEAKING
         if self.vad is not None:
             p = self.vad.probability(frame)
-            return p >= (s.continue_probability if speaking else s.speech_probability)
+            if speaking:
+                return p >= s.continue_probability
+            if s.start_above_line_db is None:
+                return p >= s.speech_probability
+            line = self.line_dbfs  # from frames before this one
+            level = _level(frame)
+            is_speech = p >= s.speech_probability and (
+                line is None or level >= line + s.start_above_line_db
+            )
+            if self._state is _State.WAITING and not is_speech:
+                self._line.append(level)  # the line while waiting: not a start's frames
+            return is_speech
         floor = self._floor()  # from frames before this one
         level = self._observe(frame)
         margin = s.threshold_db - (s.hangover_db if speaking else 0.0)
@@ -436,3 +478,11 @@ class Endpointer:
             self._last_speech_end = end
             return [SpeechStarted(self._t(end), self._t(self._onset))]
         return []
+
+
+def _level(frame: PCM) -> float:
+    """A frame's RMS level in dBFS, its DC removed (``_SILENT_DBFS`` for silence)."""
+    x = frame.astype(np.float64)
+    x -= x.mean()
+    power = float(np.dot(x, x)) / len(x) / (32768.0 * 32768.0)
+    return 10.0 * math.log10(power) if power > 1e-12 else _SILENT_DBFS

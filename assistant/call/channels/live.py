@@ -319,9 +319,11 @@ class LiveChannel:
         self._hold: list[PCM] | None = None
         self._turn_clock = (0.0, 0.0)  # (clock at the turn's start, audio heard from before)
         s = self.settings
-        span = s.context_s + (s.lead_in_s or 0.0) + s.preroll_s + 0.5
-        #: the line's recent audio, for the recogniser's context before a turn
-        self._tail = LineTail(round(span * media.sample_rate)) if s.context_s > 0 else None
+        heard = max(s.context_s + (s.lead_in_s or 0.0), EndpointSettings().noise_window_s)
+        span = heard + s.preroll_s + 0.5
+        #: the line's recent audio: the recogniser's context before a turn, and the level the
+        #: turn's speech must start above (Endpointer.hear_line)
+        self._tail = LineTail(round(span * media.sample_rate))
         self._context_gate: float | None = s.context_min_dbfs  # the turn's (context_gate)
         self._fed = 0  # the line position just after the last frame the endpointer heard
 
@@ -362,7 +364,7 @@ class LiveChannel:
             if isinstance(event, RemoteHangup):
                 self._hung_up = True
                 return SayResult.HUNG_UP
-            if isinstance(event, AudioFrame) and self._tail is not None:
+            if isinstance(event, AudioFrame):
                 self._tail.append(event.samples)
             if isinstance(event, DtmfDigit):
                 if interruptible and self.settings.barge_in_keys:
@@ -408,7 +410,9 @@ class LiveChannel:
         # audio time the endpointer will have heard from before this turn began (barge-in)
         self._turn_clock = (last_media, sum(len(p) for p in pending) / rate)
         tail = self._tail
-        self._fed = (tail.end if tail is not None else 0) - sum(len(p) for p in pending)
+        self._fed = tail.end - sum(len(p) for p in pending)
+        window = round(ep.settings.noise_window_s * rate)  # the line during the prompt: the
+        ep.hear_line(tail.between(self._fed - window, self._fed))  # level speech starts above
         if self._lead is None:
             self._hear_context(self._fed)
         try:
@@ -434,8 +438,7 @@ class LiveChannel:
                     last_key_at = ep.now_s
                     continue
                 assert isinstance(event, AudioFrame)
-                if tail is not None:
-                    tail.append(event.samples)
+                tail.append(event.samples)
                 if keys and last_key_at is not None and not ep.speaking:
                     self._fed += len(event.samples)
                     ep.feed(event.samples)
@@ -521,7 +524,7 @@ class LiveChannel:
 
     def _hear_context(self, start: int) -> None:
         """The line's :attr:`LiveSettings.context_s` before position ``start``, as context."""
-        if self._tail is None:
+        if self.settings.context_s <= 0:
             return
         rate = self.media.sample_rate
         pcm = self._tail.between(start - round(self.settings.context_s * rate), start)

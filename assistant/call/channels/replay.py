@@ -30,6 +30,7 @@ def recognize_turn(
     chunk_s: float = 0.1,
     settings: LiveSettings | None = None,
     vad: VoiceActivity | None = None,
+    line: PCM | None = None,
 ) -> Heard | NoInput:
     """Recognise one whole recorded turn (already at the recogniser's rate).
 
@@ -39,8 +40,11 @@ def recognize_turn(
     after the ``context_s`` of the recording before it as context (for a yes/no only when it
     is noisy enough: :meth:`LiveSettings.context_gate`);
     a turn in which no speech starts is heard whole. Speech is detected by ``vad`` (at the
-    audio's rate; ``None``: frame energy). A turn with no speech (by the endpointer) and no
-    words (by the recogniser) is silence: :class:`NoInput`.
+    audio's rate; ``None``: frame energy); ``line``, the line's audio before the recording (as
+    a live call has heard it during the prompt), is the level the caller's speech must start
+    above (:meth:`Endpointer.hear_line`; without it, the recording's own audio before the
+    speech). A turn with no speech (by the endpointer) and no words (by the recogniser) is
+    silence: :class:`NoInput`.
     """
     live = settings or LiveSettings()
     samples = audio.samples
@@ -53,6 +57,8 @@ def recognize_turn(
         ),
         vad=vad,
     )
+    if line is not None:
+        ep.hear_line(line)
     session.begin(spec)
     keep = None if live.lead_in_s is None else round(live.lead_in_s * audio.rate)
     fed = 0 if keep is None else None  # samples the recogniser has heard up to, once it hears

@@ -1,0 +1,206 @@
+"""An utterance starts above the line: voices around the caller do not start a turn.
+
+A voice-activity detector says whether a frame is speech, not whose. With
+``EndpointSettings.start_above_line_db`` a frame only starts an utterance when it is also that
+far above the median level of the line heard while waiting. Time is data: synthetic audio fed
+in 20 ms packets, no sleeps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from assistant.audio.endpoint import (
+    Endpointer,
+    EndpointEvent,
+    EndpointSettings,
+    NoInput,
+    SpeechEnded,
+    SpeechStarted,
+)
+from assistant.core.errors import ConfigError
+from assistant.core.ports import PCM
+from assistant.testing.audio import concat, silence, tone
+
+R = 8000
+PACKET = 160
+
+
+@dataclass
+class TalkVad:
+    """Every sound louder than -40 dBFS RMS is speech to it, as voices nearby are to a real
+    detector."""
+
+    rate: int = R
+    frame_samples: int = 256
+
+    def probability(self, frame: PCM) -> float:
+        level = float(np.sqrt(np.mean(frame.astype(np.float64) ** 2)))
+        return 0.9 if level > 330 else 0.05
+
+    def reset(self) -> None:
+        return None
+
+
+def talk(seconds: float, dbfs: float, base_hz: float = 250.0) -> PCM:
+    """Speech-like: 180 ms syllables with 60 ms dips, at ``dbfs`` peak."""
+    parts: list[PCM] = []
+    t, k = 0.0, 0
+    while t < seconds - 1e-9:
+        on = min(0.18, seconds - t)
+        parts.append(tone(base_hz + 37 * (k % 7), on, R, dbfs=dbfs))
+        t += on
+        gap = min(0.06, seconds - t)
+        if gap > 0:
+            parts.append(silence(gap, R))
+            t += gap
+        k += 1
+    return concat(*parts)
+
+
+def crowd(seconds: float) -> PCM:
+    """Voices around the caller: continuous talk at -26 dBFS peak (about -29 dBFS RMS), in a
+    register no word of the tone recogniser has."""
+    return talk(seconds, -26.0, base_hz=1500.0)
+
+
+def over(a: PCM, b: PCM) -> PCM:
+    n = max(len(a), len(b))
+    x = np.zeros(n)
+    x[: len(a)] += a
+    x[: len(b)] += b
+    return np.clip(x, -32768, 32767).astype(np.int16)
+
+
+def feed(ep: Endpointer, pcm: PCM) -> list[EndpointEvent]:
+    events: list[EndpointEvent] = []
+    for i in range(0, len(pcm), PACKET):
+        events += ep.feed(pcm[i : i + PACKET])
+    return events
+
+
+def endpointer(above: float | None = 6.0, **kw: float) -> Endpointer:
+    settings = EndpointSettings(start_above_line_db=above, no_input_s=5.0, **kw)
+    return Endpointer(R, settings, vad=TalkVad())
+
+
+def started(events: list[EndpointEvent]) -> list[SpeechStarted]:
+    return [e for e in events if isinstance(e, SpeechStarted)]
+
+
+def test_the_default_starts_six_db_above_the_line() -> None:
+    assert EndpointSettings().start_above_line_db == 6.0
+    assert EndpointSettings.digits().start_above_line_db == 6.0
+    assert EndpointSettings.yesno().start_above_line_db == 6.0
+
+
+def heard_the_line(above: float | None = 6.0, **kw: float) -> Endpointer:
+    """An endpointer that has heard 1.5 s of the crowd before the turn (the prompt's time)."""
+    ep = endpointer(above, **kw)
+    ep.hear_line(crowd(1.5))
+    return ep
+
+
+def test_voices_around_the_caller_do_not_start_an_utterance() -> None:
+    ep = heard_the_line()
+    assert ep.line_dbfs == pytest.approx(-29.0, abs=1.5)
+    events = feed(ep, crowd(6.0))
+    assert started(events) == []
+    assert any(isinstance(e, NoInput) for e in events)
+
+
+def test_without_the_gate_the_same_voices_start_one() -> None:
+    ep = heard_the_line(None)
+    assert started(feed(ep, crowd(3.0)))
+
+
+def test_the_caller_over_the_crowd_starts_it_at_their_first_word() -> None:
+    ep = heard_the_line()
+    caller = concat(silence(2.0, R), talk(1.5, -6.0), silence(1.0, R))
+    begun = started(feed(ep, over(crowd(4.5), caller)))
+    assert len(begun) == 1
+    assert begun[0].onset_s == pytest.approx(2.0, abs=0.04)
+
+
+def test_a_caller_quieter_than_the_margin_is_not_started() -> None:
+    # 3 dB above the crowd is within it: the margin decides
+    caller = concat(silence(1.0, R), talk(1.5, -23.0))
+    assert started(feed(heard_the_line(), over(crowd(2.5), caller))) == []
+    assert started(feed(heard_the_line(2.0), over(crowd(2.5), caller)))
+
+
+def test_a_running_utterance_is_not_gated() -> None:
+    # the caller's quiet syllables, no louder than the line, keep the utterance going
+    ep = heard_the_line(end_silence_s=0.5)
+    events = feed(ep, concat(crowd(1.0), talk(0.5, -6.0), crowd(1.0), silence(1.0, R)))
+    ended = [e for e in events if isinstance(e, SpeechEnded)]
+    assert len(started(events)) == 1 and len(ended) == 1
+    assert ended[0].speech_end_s == pytest.approx(2.5, abs=0.07)
+
+
+def test_with_no_line_heard_yet_nothing_is_gated() -> None:
+    # a recording that starts with speech: its first frame has no line to be above
+    ep = endpointer()
+    assert ep.line_dbfs is None
+    begun = started(feed(ep, crowd(1.0)))
+    assert begun and begun[0].onset_s == pytest.approx(0.0, abs=0.04)
+
+
+def test_the_line_is_what_was_heard_while_waiting() -> None:
+    ep = endpointer(end_silence_s=0.3)
+    clock = ep.now_s
+    ep.hear_line(silence(1.0, R))
+    assert ep.now_s == clock  # the line before the turn is not the turn's time
+    assert ep.line_dbfs is not None and ep.line_dbfs < -100
+    feed(ep, concat(talk(1.0, -6.0), silence(0.5, R)))  # an utterance, then its end
+    assert ep.line_dbfs is not None and ep.line_dbfs < -100  # its frames are not the line
+    ep.reset()  # kept across turns: it describes the line, not the turn
+    assert ep.line_dbfs is not None and ep.line_dbfs < -100
+    ep.hear_line(crowd(1.5))  # 1.5 s of the crowd replace the silence
+    assert ep.line_dbfs == pytest.approx(-29.0, abs=1.5)
+
+
+def test_frame_energy_detection_is_not_changed() -> None:
+    # without a detector the energy threshold over the adaptive floor decides, as before
+    settings = EndpointSettings(start_above_line_db=30.0)
+    ep = Endpointer(R, settings)
+    events = feed(ep, concat(silence(1.0, R), talk(1.0, -12.0)))
+    assert len(started(events)) == 1
+
+
+@pytest.mark.parametrize("bad", [-1.0, 41.0, float("nan"), float("inf")])
+def test_the_margin_is_validated(bad: float) -> None:
+    with pytest.raises(ConfigError):
+        EndpointSettings(start_above_line_db=bad)
+
+
+# -- a live call: the line heard during the prompt is the line the turn must start above ------
+
+
+def test_a_live_turn_does_not_start_on_the_crowd_heard_during_the_prompt() -> None:
+    from assistant.call.channels.live import LiveChannel
+    from assistant.call.prompt_voice import PromptVoice
+    from assistant.core.dialog import Heard, Listen, Say
+    from assistant.core.dialog import NoInput as TurnNoInput
+    from assistant.language.prompts import Prompts
+    from assistant.testing.audio import FakeSynthesizer
+    from assistant.testing.media import ScriptedMedia, Speak, ToneRecognizer
+
+    asr = ToneRecognizer(["đúng", "không"], sample_rate=R)
+    voice = PromptVoice(Prompts.load(), FakeSynthesizer(R, seconds_per_char=0.04), R)
+
+    def call(caller: PCM) -> object:
+        media = ScriptedMedia([Speak(caller)], rate=R)
+        ch = LiveChannel(media, asr.open_session(), R, voice, clock=media.clock, vad=TalkVad)
+        ch.say(Say("ask_code"), interruptible=False)
+        return ch.listen(Listen.yesno())
+
+    # the crowd all through the prompt and the turn: the turn hears no caller
+    assert isinstance(call(crowd(20.0)), TurnNoInput)
+    # the caller's answer, well above it, is heard
+    answer = concat(silence(6.0, R), asr.clip("đúng", 0.6).samples, silence(1.5, R))
+    event = call(over(crowd(9.0), answer))
+    assert isinstance(event, Heard) and event.recognition.text == "đúng"
