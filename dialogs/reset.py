@@ -15,7 +15,8 @@ for an unknown code and a known code from another number. Limits (attempts, re-p
 the state, so timeouts are events and tests never sleep.
 
 Recogniser confidence is used: when the alternatives disagree on a digit or a digit's score is
-low, the box asks again only for the uncertain group, or says it is not sure when reading back.
+low, the box says it is not sure when reading the code back, and if the caller says "không",
+asks again only for the uncertain group (when there is one).
 """
 
 from __future__ import annotations
@@ -405,19 +406,23 @@ class ResetDialog:
         return self._complete(state)
 
     def _complete(self, state: ResetState) -> Result:
-        """All digits are in: ask again for one uncertain group, or read back."""
+        """All digits are in: read them back, saying so when some were uncertain.
+
+        An uncertain code is read back first rather than one of its groups asked again: most
+        uncertain codes are right (on the robustness panel's tuning conditions 92 right codes
+        had a digit marked unsure, against at most 24 wrong ones), and a right one then costs
+        the caller one "đúng" instead of a group read again and a read-back. Only a "không"
+        to it asks for the uncertain group (:meth:`_confirm`)."""
         code = state.digits
         state = replace(state, candidate=code, unclear=0, silences=0)
-        groups = self._groups()
-        bad = [i for i, (a, b) in enumerate(groups) if any(a <= p < b for p in state.unsure)]
-        if len(bad) == 1 and state.repair_group < 0:
-            a, b = groups[bad[0]]
-            new = replace(state, phase=Phase.REPAIR, repair_group=bad[0])
-            say = Say("ask_group", {"ordinal": bad[0] + 1, "count": b - a})
-            return new, (say, Listen.digits(b - a))
-        prompt = "read_back_unsure" if bad else "read_back"
+        prompt = "read_back_unsure" if self._unsure_groups(state) else "read_back"
         new = replace(state, phase=Phase.CONFIRM)
         return new, (Say(prompt, {"code": self._code(code)}), Listen.yesno())
+
+    def _unsure_groups(self, state: ResetState) -> list[int]:
+        """The read-back groups of the candidate holding a digit the recogniser was unsure of."""
+        groups = self._groups()
+        return [i for i, (a, b) in enumerate(groups) if any(a <= p < b for p in state.unsure)]
 
     def _collect_silence(self, state: ResetState, _event: Event) -> Result:
         if state.silences >= self.settings.max_reprompts:
@@ -463,7 +468,16 @@ class ResetDialog:
             assert new.caller is not None
             return new, (Lookup(new.caller, confirmed),)
         if answer == "no":
-            return self._failed_attempt(replace(state, rejections=state.rejections + 1), hint=True)
+            state = replace(state, rejections=state.rejections + 1)
+            bad = self._unsure_groups(state)
+            keypad = state.rejections >= self.settings.keypad_after_rejections
+            if len(bad) == 1 and state.repair_group < 0 and not keypad:
+                # the one group it was unsure of is the likely wrong one: ask for just that
+                a, b = self._groups()[bad[0]]
+                new = replace(state, phase=Phase.REPAIR, repair_group=bad[0], unclear=0)
+                say = Say("ask_group", {"ordinal": bad[0] + 1, "count": b - a})
+                return new, (say, Say("read_slowly"), Listen.digits(b - a))
+            return self._failed_attempt(state, hint=True)
         if state.unclear >= self.settings.max_unclear:
             return self._failed_attempt(state)
         new = replace(state, unclear=state.unclear + 1)

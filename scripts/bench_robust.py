@@ -26,7 +26,9 @@ Also: ``partial`` (four digits while ten are expected: the dialog must hear four
 ten), and yes/no: the corpus's 500 telephone answers as recorded, and the same answers over the
 GSM, pink-noise and babble lines (right / unclear / wrong, answers the dialog reads with
 ``ResetDialog.read``). RTF: process CPU time over the turns' audio for our recogniser, one
-thread.
+thread. Per code, also the dialog's own answer to the turn (``ResetDialog.step``): "read back
+right" when it reads back exactly the code said, which is what a replayed call of the code and
+then "đúng" needs to end with a password.
 
 Every item is heard the way the box's channels hear a turn (``recognize_turn``, with the box's
 ``LiveSettings``): each turn comes after ``--context-s`` + ``--lead-in-s`` of the line before it
@@ -93,7 +95,7 @@ from assistant.core.ports import (
 )
 from assistant.core.settings import VAD_ENGINES
 from assistant.language.numbers import NumberReader
-from dialogs.reset import ResetDialog
+from dialogs.reset import Phase, ResetDialog, ResetState
 
 HELD_OUT = "babble"
 #: the line heard while the prompt played, before the turn: the endpointer's line estimate
@@ -400,7 +402,8 @@ class Tally:
     digits: int = 0
     short: int = 0  # fewer digits than said
     wrong_sure: int = 0  # a wrong code with no digit marked unsure
-    right_unsure: int = 0  # the right code, a digit marked unsure (asked again or read back unsure)
+    right_unsure: int = 0  # the right code, a digit marked unsure (read back as unsure)
+    read_back: int = 0  # the dialog's answer to the turn: a read-back of exactly the right code
     cpu: float = 0.0
     audio: float = 0.0
 
@@ -409,11 +412,13 @@ def run_codes(
     engines: dict[str, Recognizer],
     items: list[tuple[str, str, PCM, int, float]],
     judge: Judge,
+    dialog: ResetDialog,
     settings: LiveSettings,
     vad: Callable[[int], VoiceActivity] | None,
     progress: Callable[[str], None],
 ) -> dict[tuple[str, str], Tally]:
     out: dict[tuple[str, str], Tally] = {}
+    first_turn = ResetState(phase=Phase.COLLECT, caller="0912345678", attempts=1)
     for name, rec in engines.items():
         session = rec.open_session()
         for cond, code, pcm, expected, secs in items:
@@ -428,6 +433,9 @@ def run_codes(
             t.short += len(got) < len(code)
             t.wrong_sure += got != code and not unsure
             t.right_unsure += got == code and bool(unsure)
+            # what a replayed call (the code, then "đúng") hinges on: the right code read back
+            state, _ = dialog.step(first_turn, Heard(result))
+            t.read_back += state.phase is Phase.CONFIRM and state.candidate == code
             t.cpu += cpu
             t.audio += secs
         session.close()
@@ -570,7 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         engines[name], secs, _ = load_engine(name, 1)
         progress(f"loaded {name} in {secs:.1f} s")
     vad = make_vad(args.vad, RATE)
-    codes = run_codes(engines, items, judge, settings, vad, progress)
+    codes = run_codes(engines, items, judge, dialog, settings, vad, progress)
     yesno = run_yesno(engines, yesno_items, dialog, settings, vad, progress)
     report(args, engines, wanted, codes, yesno)
     print(f"\nwall time {time.perf_counter() - started:.0f} s")
@@ -593,10 +601,12 @@ def report(
         f"--lead-in-s {args.lead_in_s} --vad {args.vad}  (held out: {HELD_OUT})"
     )
     head = " | ".join(
-        f"{n} whole % | {n} DER % | {n} short | {n} wrong, sure | {n} right, unsure" for n in names
+        f"{n} whole % | {n} DER % | {n} short | {n} wrong, sure | {n} right, unsure | "
+        f"{n} read back right %"
+        for n in names
     )
     print(f"\n| family | condition | n | {head} | onnx RTF |")
-    print("|---|---|---|" + "---|" * (5 * len(names)) + "---|")
+    print("|---|---|---|" + "---|" * (6 * len(names)) + "---|")
     for family, conds in FAMILIES.items():
         for cond in conds:
             if cond not in wanted or (names[0], cond) not in codes:
@@ -606,7 +616,7 @@ def report(
                 t = codes[n, cond]
                 cells.append(
                     f"{pct(t.whole, t.n)} | {pct(t.edits, t.digits)} | {t.short} | "
-                    f"{t.wrong_sure} | {t.right_unsure}"
+                    f"{t.wrong_sure} | {t.right_unsure} | {pct(t.read_back, t.n)}"
                 )
             o = codes.get(("onnx", cond))
             rtf = f"{o.cpu / o.audio:.3f}" if o and o.audio else "-"
@@ -617,7 +627,12 @@ def report(
         tuned = [codes[n, c] for c in wanted if c != HELD_OUT and (n, c) in codes]
         if tuned:
             whole = sum(t.whole for t in tuned) / sum(t.n for t in tuned)
-            print(f"\n{n}: whole codes over the tuning conditions {100 * whole:.1f} %", end="")
+            back = sum(t.read_back for t in tuned) / sum(t.n for t in tuned)
+            print(
+                f"\n{n}: whole codes over the tuning conditions {100 * whole:.1f} % (read back "
+                f"right {100 * back:.1f} %)",
+                end="",
+            )
         if (n, HELD_OUT) in codes:
             h = codes[n, HELD_OUT]
             print(f"; held-out {HELD_OUT} {pct(h.whole, h.n).strip()} % (n={h.n})", end="")

@@ -541,7 +541,7 @@ def test_no_fill_when_nothing_is_expected_or_the_gap_is_large() -> None:
     assert text(DIGITS.decode(silent, 10)) == " ".join(w for w in TEN_DIGITS if w != "ba")
 
 
-def test_the_dialog_asks_again_for_the_filled_group() -> None:
+def test_the_dialog_reads_back_unsure_then_asks_again_for_the_filled_group() -> None:
     from assistant.core.dialog import Heard, Listen, Say
     from assistant.core.ports import Hypothesis, Recognition
     from assistant.language.numbers import NumberReader
@@ -554,7 +554,14 @@ def test_the_dialog_asks_again_for_the_filled_group() -> None:
     assert reading.digits == "0123456789" and 3 in reading.unsure
     state = ResetState(phase=Phase.COLLECT, caller="0912345678", attempts=1)
     state, actions = dialog.step(state, Heard(rec))
-    assert actions == (Say("ask_group", {"ordinal": 1, "count": 4}), Listen.digits(4))
+    assert [a.prompt for a in actions if isinstance(a, Say)] == ["read_back_unsure"]
+    assert actions[-1] == Listen.yesno()
+    _, actions = dialog.step(state, Heard.text("không"))  # the filled group is asked for
+    assert actions == (
+        Say("ask_group", {"ordinal": 1, "count": 4}),
+        Say("read_slowly"),
+        Listen.digits(4),
+    )
 
 
 # -- yes/no hears every clear answer ------------------------------------------------------------

@@ -340,7 +340,8 @@ def test_corpus_code_with_a_clipped_word_is_filled_not_shortened(
     """Issue 9: a whole code read in one go with one soft, clipped word (the corpus speaker's
     real clips, the damaged word cut at its onset and made quieter). Without the fill rule the
     reading is one digit short; with it the code comes out whole, the filled digit unsure, and
-    the dialog asks for that group again instead of "đã đọc 9 chữ số"."""
+    the dialog reads it back as unsure (and on "không" asks for that group again) instead of
+    "đã đọc 9 chữ số"."""
     from assistant.asr.decoder import DigitDecoder
     from assistant.core.dialog import Heard, Listen, Say
     from dialogs.reset import Phase, ResetDialog, ResetState
@@ -361,9 +362,16 @@ def test_corpus_code_with_a_clipped_word_is_filled_not_shortened(
     reading = dialog.read(heard)
     assert reading.digits == code and damaged in reading.unsure
     state = ResetState(phase=Phase.COLLECT, caller="0912345678", attempts=1)
-    _, actions = dialog.step(state, heard)
+    state, actions = dialog.step(state, heard)
+    assert [a.prompt for a in actions if isinstance(a, Say)] == ["read_back_unsure"]
+    assert actions[-1] == Listen.yesno()
+    _, actions = dialog.step(state, Heard.text("không"))
     count = dialog.settings.code_groups[group - 1]
-    assert actions == (Say("ask_group", {"ordinal": group, "count": count}), Listen.digits(count))
+    assert actions == (
+        Say("ask_group", {"ordinal": group, "count": count}),
+        Say("read_slowly"),
+        Listen.digits(count),
+    )
 
 
 @pytest.mark.corpus

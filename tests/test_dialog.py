@@ -367,22 +367,67 @@ def test_caller_can_start_again(dialog: ResetDialog) -> None:
     assert actions[-2:] == READ_BACK
 
 
-def test_uncertain_group_is_asked_again(dialog: ResetDialog) -> None:
+def unsure_second_group() -> Heard:
+    """The whole code, the recogniser torn over "năm sáu" (the second group, 3 digits)."""
     words = "không một hai ba bốn năm sáu bảy tám chín"
-    unsure = Recognition(
-        (
-            Hypothesis(words, 0.55),
-            Hypothesis(words.replace("sáu", "sau ba"), 0.3),
-            Hypothesis(words.replace("năm", "lăm").replace("sáu", "hai"), 0.15),
+    return Heard(
+        Recognition(
+            (
+                Hypothesis(words, 0.55),
+                Hypothesis(words.replace("sáu", "sau ba"), 0.3),
+                Hypothesis(words.replace("năm", "lăm").replace("sáu", "hai"), 0.15),
+            )
         )
     )
-    state, actions = converse(dialog, [CallStarted("c1", CALLER), Heard(unsure)])
-    assert actions[-2:] == [Say("ask_group", {"ordinal": 2, "count": 3}), Listen.digits(3)]
-    assert state.phase is Phase.REPAIR
-    state, more = dialog.step(state, Heard.text("bốn năm sáu"))
-    assert more == (*READ_BACK,)
+
+
+UNSURE_READ_BACK = [Say("read_back_unsure", {"code": code()}), Listen.yesno()]
+
+
+def test_an_uncertain_code_is_read_back_first_and_a_yes_confirms_it(dialog: ResetDialog) -> None:
+    # most uncertain codes are right: one "đúng" gets the caller through
+    state, actions = converse(dialog, [CallStarted("c1", CALLER), unsure_second_group()])
+    assert actions[-2:] == UNSURE_READ_BACK
+    assert state.phase is Phase.CONFIRM and state.candidate == CODE
     state, more = dialog.step(state, Heard.text("đúng rồi"))
     assert more == (Lookup(CALLER, CODE),)
+
+
+def test_a_no_to_an_uncertain_code_asks_again_for_its_uncertain_group(
+    dialog: ResetDialog,
+) -> None:
+    state, actions = converse(
+        dialog, [CallStarted("c1", CALLER), unsure_second_group(), Heard.text("không")]
+    )
+    assert actions[-5:] == [
+        *UNSURE_READ_BACK,
+        Say("ask_group", {"ordinal": 2, "count": 3}),
+        Say("read_slowly"),  # a rejected read-back says how to get through
+        Listen.digits(3),
+    ]
+    assert state.phase is Phase.REPAIR and state.rejections == 1 and state.attempts == 1
+    state, more = dialog.step(state, Heard.text("bốn năm bảy"))  # the caller's real group
+    assert more == (Say("read_back", {"code": code("0123457789")}), Listen.yesno())
+    state, more = dialog.step(state, Heard.text("đúng"))
+    assert more == (Lookup(CALLER, "0123457789"),)  # exactly the code read back
+
+
+def test_a_second_no_after_the_group_starts_the_code_again_on_the_keypad(
+    dialog: ResetDialog,
+) -> None:
+    events: list[Event] = [CallStarted("c1", CALLER), unsure_second_group(), Heard.text("không")]
+    events += [Heard.text("bốn năm sáu"), Heard.text("không")]
+    state, actions = converse(dialog, events)
+    assert actions[-4:] == [*READ_BACK, Say("keypad_first"), Listen.digits(10)]
+    assert state.rejections == 2 and state.attempts == 2 and state.phase is Phase.COLLECT
+
+
+def test_the_keypad_threshold_wins_over_asking_for_the_group() -> None:
+    eager = ResetDialog(NumberReader.load(), DialogSettings(keypad_after_rejections=1))
+    _, actions = converse(
+        eager, [CallStarted("c1", CALLER), unsure_second_group(), Heard.text("không")]
+    )
+    assert actions[-2:] == [Say("keypad_first"), Listen.digits(10)]
 
 
 def test_low_word_confidence_over_several_groups_is_read_back_as_unsure(
