@@ -1,7 +1,7 @@
-"""An utterance starts above the line: voices around the caller do not start a turn.
+"""Speech above the line: voices around the caller neither start a turn nor keep it going.
 
 A voice-activity detector says whether a frame is speech, not whose. With
-``EndpointSettings.start_above_line_db`` a frame only starts an utterance when it is also that
+``EndpointSettings.above_line_db`` a frame is the caller's speech only when it is also that
 far above the median level of the line heard while waiting. Time is data: synthetic audio fed
 in 20 ms packets, no sleeps.
 """
@@ -83,7 +83,7 @@ def feed(ep: Endpointer, pcm: PCM) -> list[EndpointEvent]:
 
 
 def endpointer(above: float | None = 6.0, **kw: float) -> Endpointer:
-    settings = EndpointSettings(start_above_line_db=above, no_input_s=5.0, **kw)
+    settings = EndpointSettings(above_line_db=above, no_input_s=5.0, **kw)
     return Endpointer(R, settings, vad=TalkVad())
 
 
@@ -92,9 +92,9 @@ def started(events: list[EndpointEvent]) -> list[SpeechStarted]:
 
 
 def test_the_default_starts_six_db_above_the_line() -> None:
-    assert EndpointSettings().start_above_line_db == 6.0
-    assert EndpointSettings.digits().start_above_line_db == 6.0
-    assert EndpointSettings.yesno().start_above_line_db == 6.0
+    assert EndpointSettings().above_line_db == 6.0
+    assert EndpointSettings.digits().above_line_db == 6.0
+    assert EndpointSettings.yesno().above_line_db == 6.0
 
 
 def heard_the_line(above: float | None = 6.0, **kw: float) -> Endpointer:
@@ -132,13 +132,31 @@ def test_a_caller_quieter_than_the_margin_is_not_started() -> None:
     assert started(feed(heard_the_line(2.0), over(crowd(2.5), caller)))
 
 
-def test_a_running_utterance_is_not_gated() -> None:
-    # the caller's quiet syllables, no louder than the line, keep the utterance going
+def test_the_crowd_does_not_keep_a_turn_from_ending() -> None:
     ep = heard_the_line(end_silence_s=0.5)
-    events = feed(ep, concat(crowd(1.0), talk(0.5, -6.0), crowd(1.0), silence(1.0, R)))
+    events = feed(ep, concat(crowd(1.0), talk(0.5, -6.0), crowd(3.0)))
     ended = [e for e in events if isinstance(e, SpeechEnded)]
     assert len(started(events)) == 1 and len(ended) == 1
-    assert ended[0].speech_end_s == pytest.approx(2.5, abs=0.07)
+    assert ended[0].speech_end_s == pytest.approx(1.5, abs=0.07)
+    assert ended[0].at_s == pytest.approx(2.0, abs=0.07)
+    # without the gate the crowd is heard as the caller going on
+    ep = heard_the_line(None, end_silence_s=0.5)
+    events = feed(ep, concat(crowd(1.0), talk(0.5, -6.0), crowd(3.0)))
+    assert not any(isinstance(e, SpeechEnded) for e in events)
+
+
+def test_on_a_quiet_line_quiet_syllables_keep_the_turn_going() -> None:
+    # a word at -6 dBFS, then syllables 30 dB quieter: the turn ends after the quiet ones
+    # (their last full syllable ends at 1.4 s), exactly as without the gate
+    ends = []
+    for above in (6.0, None):
+        ep = endpointer(above, end_silence_s=0.5)
+        ep.hear_line(silence(1.5, R))
+        events = feed(ep, concat(talk(0.5, -6.0), talk(1.0, -36.0), silence(1.0, R)))
+        ended = [e for e in events if isinstance(e, SpeechEnded)]
+        assert len(started(events)) == 1 and len(ended) == 1
+        ends.append(ended[0].speech_end_s)
+    assert ends[0] == ends[1] == pytest.approx(1.4, abs=0.04)
 
 
 def test_with_no_line_heard_yet_nothing_is_gated() -> None:
@@ -165,7 +183,7 @@ def test_the_line_is_what_was_heard_while_waiting() -> None:
 
 def test_frame_energy_detection_is_not_changed() -> None:
     # without a detector the energy threshold over the adaptive floor decides, as before
-    settings = EndpointSettings(start_above_line_db=30.0)
+    settings = EndpointSettings(above_line_db=30.0)
     ep = Endpointer(R, settings)
     events = feed(ep, concat(silence(1.0, R), talk(1.0, -12.0)))
     assert len(started(events)) == 1
@@ -174,7 +192,7 @@ def test_frame_energy_detection_is_not_changed() -> None:
 @pytest.mark.parametrize("bad", [-1.0, 41.0, float("nan"), float("inf")])
 def test_the_margin_is_validated(bad: float) -> None:
     with pytest.raises(ConfigError):
-        EndpointSettings(start_above_line_db=bad)
+        EndpointSettings(above_line_db=bad)
 
 
 # -- a live call: the line heard during the prompt is the line the turn must start above ------
@@ -204,3 +222,44 @@ def test_a_live_turn_does_not_start_on_the_crowd_heard_during_the_prompt() -> No
     answer = concat(silence(6.0, R), asr.clip("đúng", 0.6).samples, silence(1.5, R))
     event = call(over(crowd(9.0), answer))
     assert isinstance(event, Heard) and event.recognition.text == "đúng"
+
+
+def test_the_crowd_does_not_barge_in_on_the_next_prompt_but_the_caller_does() -> None:
+    from assistant.call.channels.live import LiveChannel
+    from assistant.call.prompt_voice import PromptVoice
+    from assistant.call.runtime import SayResult
+    from assistant.core.dialog import Heard, Listen, Say
+    from assistant.language.prompts import Prompts
+    from assistant.testing.audio import FakeSynthesizer
+    from assistant.testing.media import ScriptedMedia, Speak, ToneRecognizer
+
+    asr = ToneRecognizer(["đúng", "không"], sample_rate=R)
+    voice = PromptVoice(Prompts.load(), FakeSynthesizer(R, seconds_per_char=0.04), R)
+    answer = concat(silence(5.0, R), asr.clip("đúng", 0.6).samples)
+
+    def call(later: PCM) -> tuple[ScriptedMedia, SayResult]:
+        """A prompt, the caller's "đúng" over the crowd, then the next prompt over ``later``."""
+        media = ScriptedMedia([Speak(over(crowd(6.0), answer)), Speak(later)], rate=R)
+        ch = LiveChannel(media, asr.open_session(), R, voice, clock=media.clock, vad=TalkVad)
+        ch.say(Say("ask_code"), interruptible=False)
+        event = ch.listen(Listen.yesno())
+        assert isinstance(event, Heard) and event.recognition.text == "đúng"
+        return media, ch.say(Say("ask_code_again"), interruptible=True)
+
+    # the crowd goes on under the next prompt: it is not the caller, the prompt plays on
+    media, result = call(crowd(8.0))
+    assert result is SayResult.DONE and media.flushes == []
+    # the caller speaks up over it one second into the prompt: that stops it
+    media, result = call(over(crowd(8.0), concat(silence(1.0, R), talk(1.0, -6.0))))
+    assert result is SayResult.INTERRUPTED and len(media.flushes) == 1
+
+
+def test_the_line_is_handed_on_to_another_endpointer_of_the_call() -> None:
+    first = heard_the_line()
+    feed(first, concat(talk(0.5, -6.0), silence(1.0, R)))  # a turn: its words are not the line
+    levels = first.line_levels
+    assert len(levels) == 12000 // 256  # the 1.5 s of the crowd, frame by frame
+    second = endpointer()
+    second.seed_line(levels)
+    assert second.line_dbfs == first.line_dbfs == pytest.approx(-29.0, abs=1.5)
+    assert started(feed(second, crowd(2.0))) == []

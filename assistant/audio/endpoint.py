@@ -25,14 +25,16 @@ follows the line noise even while the caller talks), and a frame is speech when 
 ``threshold_db`` above that floor and above ``min_speech_dbfs``; once speaking, a frame keeps
 the utterance alive at ``threshold_db - hangover_db`` (hysteresis).
 
-**Starting above the line.** A detector says whether a frame is speech, not whose: other
+**Speech above the line.** A detector says whether a frame is speech, not whose: other
 people talking near the caller (a street, a market, a television) are speech too. With a
-detector and ``start_above_line_db`` set, a frame can only start an utterance when it is also
-that much louder than the line: the median frame level of the last ``noise_window_s`` heard
-while waiting for the caller (:meth:`Endpointer.hear_line` adds the line heard before the
-endpointer was, such as during the prompt). The caller, close to the microphone, is louder
-than the voices around; a running utterance is not gated (its quiet syllables stay in it).
-With no line heard yet, nothing is gated.
+detector and ``above_line_db`` set, a frame is the caller's speech (to start an utterance or
+to keep it going) only when it is also that much louder than the line: the median frame level
+of the last ``noise_window_s`` heard while waiting for the caller (:meth:`Endpointer.hear_line`
+adds the line heard before the endpointer was, such as during the prompt;
+:meth:`Endpointer.seed_line` another endpointer's estimate). The caller, close to the
+microphone, is louder than the voices around, so those neither start a turn nor keep one from
+ending. On a quiet line the margin is nothing: frames far below any word clear it. With no
+line heard yet, nothing is gated.
 
 **Grammar-aware end of turn.** The box knows what a turn should hold (ten digits, a yes or a
 no). While the caller speaks, the channel hands the endpointer :class:`TurnReading` facts from
@@ -59,6 +61,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -98,9 +101,9 @@ class EndpointSettings:
     #: ...and a running utterance goes on down to this. Equal to speech_probability: with
     #: Silero VAD's usual 0.35 the detected ends came later (scripts/bench_vad.py, README)
     continue_probability: float = 0.5
-    #: with a detector, a frame starts an utterance only this far above the line's median
-    #: level (None: any level); see "Starting above the line" above
-    start_above_line_db: float | None = 6.0
+    #: with a detector, a frame is speech only this far above the line's median level while
+    #: waiting (None: at any level); see "Speech above the line" above
+    above_line_db: float | None = 6.0
 
     def __post_init__(self) -> None:
         positive = (
@@ -138,10 +141,10 @@ class EndpointSettings:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0.0 < value <= 1.0):
                 raise ConfigError(f"endpoint setting {name} must be in (0, 1], got {value!r}")
-        above = self.start_above_line_db
+        above = self.above_line_db
         if above is not None and not (isinstance(above, int | float) and 0 <= above <= 40):
             raise ConfigError(
-                f"endpoint start_above_line_db must be in [0, 40] dB (or None), got {above!r}"
+                f"endpoint above_line_db must be in [0, 40] dB (or None), got {above!r}"
             )
         if self.continue_probability > self.speech_probability:
             raise ConfigError("endpoint continue_probability cannot exceed speech_probability")
@@ -353,10 +356,21 @@ class Endpointer:
     def hear_line(self, pcm: PCM) -> None:
         """Take the line's audio from before this endpointer was fed (the stretch just before
         the turn, e.g. during the prompt) as the line an utterance must start above
-        (``start_above_line_db``). Changes no state of the turn and not the clock."""
+        (``above_line_db``). Changes no state of the turn and not the clock."""
         pcm = np.asarray(pcm, dtype=np.int16)
         for i in range(len(pcm) // self._frame):
             self._line.append(_level(pcm[i * self._frame : (i + 1) * self._frame]))
+
+    @property
+    def line_levels(self) -> tuple[float, ...]:
+        """The frame levels (dBFS) the line estimate is made of, oldest first: to hand the
+        line on to another endpointer of the same call (:meth:`seed_line`)."""
+        return tuple(self._line)
+
+    def seed_line(self, levels: Sequence[float]) -> None:
+        """Take another endpointer's :attr:`line_levels` (same detector frames) as the line
+        heard before this one was fed."""
+        self._line.extend(float(x) for x in levels)
 
     @property
     def line_dbfs(self) -> float | None:
@@ -395,15 +409,12 @@ class Endpointer:
         speaking = self._state is _State.SPEAKING
         if self.vad is not None:
             p = self.vad.probability(frame)
-            if speaking:
-                return p >= s.continue_probability
-            if s.start_above_line_db is None:
-                return p >= s.speech_probability
-            line = self.line_dbfs  # from frames before this one
+            likely = p >= (s.continue_probability if speaking else s.speech_probability)
+            if s.above_line_db is None:
+                return likely
+            line = self.line_dbfs  # from frames heard while waiting, before this one
             level = _level(frame)
-            is_speech = p >= s.speech_probability and (
-                line is None or level >= line + s.start_above_line_db
-            )
+            is_speech = likely and (line is None or level >= line + s.above_line_db)
             if self._state is _State.WAITING and not is_speech:
                 self._line.append(level)  # the line while waiting: not a start's frames
             return is_speech

@@ -326,6 +326,8 @@ class LiveChannel:
         self._tail = LineTail(round(span * media.sample_rate))
         self._context_gate: float | None = s.context_min_dbfs  # the turn's (context_gate)
         self._fed = 0  # the line position just after the last frame the endpointer heard
+        #: the line as the last turn's endpointer heard it while waiting (Endpointer.line_levels)
+        self._line_levels: tuple[float, ...] = ()
 
     # -- speaking -------------------------------------------------------------------------------
 
@@ -341,6 +343,13 @@ class LiveChannel:
         rate = self.media.sample_rate
         chunk = max(1, int(self.settings.play_chunk_s * rate))
         barge = self._endpointer(rate, EndpointSettings(no_input_s=3600.0, max_speech_s=3600.0))
+        # The line the caller's speech must start above: as the last turn heard it while
+        # waiting (the line's recent audio ends with the caller's own words, just heard)
+        if self._line_levels:
+            barge.seed_line(self._line_levels)
+        else:
+            window = round(barge.settings.noise_window_s * rate)
+            barge.hear_line(self._tail.between(self._tail.end - window, self._tail.end))
         preroll: list[PCM] = []
         preroll_len = int(self.settings.preroll_s * rate)
         pos = 0
@@ -449,6 +458,7 @@ class LiveChannel:
                 if result is not None:
                     return result
         finally:
+            self._line_levels = ep.line_levels
             if self._utterance_open:  # hang-up or keys mid-utterance: discard the speech
                 self.session.end()
                 self._utterance_open = False
