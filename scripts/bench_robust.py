@@ -36,8 +36,8 @@ Every item is heard the way the box's channels hear a turn (``recognize_turn``, 
 repeated), the recogniser hears it from the lead-in before the caller's speech is detected, and
 the line before that as context when it is noisy enough; speech is detected by ``--vad``
 (the phone line's Silero VAD by default, here at 16 kHz). Before all that, the box has heard
-``PROMPT_LINE_S`` more of the line while its prompt played: the level the caller's speech must
-start above (:meth:`assistant.audio.endpoint.Endpointer.hear_line`, as a live call does).
+``PROMPT_LINE_S`` more of the line while its prompt played: the line the caller's speech must
+be louder than (:meth:`assistant.audio.endpoint.Endpointer.hear_line`, as a live call does).
 
     PYTHONPATH=. .venv/bin/python scripts/bench_robust.py --n 4 --yesno-limit 0
 

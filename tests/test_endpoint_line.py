@@ -195,7 +195,7 @@ def test_the_margin_is_validated(bad: float) -> None:
         EndpointSettings(above_line_db=bad)
 
 
-# -- a live call: the line heard during the prompt is the line the turn must start above ------
+# -- a live call: the line heard during the prompt is the line the turn must be louder than --
 
 
 def test_a_live_turn_does_not_start_on_the_crowd_heard_during_the_prompt() -> None:

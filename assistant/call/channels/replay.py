@@ -41,8 +41,8 @@ def recognize_turn(
     is noisy enough: :meth:`LiveSettings.context_gate`);
     a turn in which no speech starts is heard whole. Speech is detected by ``vad`` (at the
     audio's rate; ``None``: frame energy); ``line``, the line's audio before the recording (as
-    a live call has heard it during the prompt), is the level the caller's speech must start
-    above (:meth:`Endpointer.hear_line`; without it, the recording's own audio before the
+    a live call has heard it during the prompt), is the line the caller's speech must be louder
+    than (:meth:`Endpointer.hear_line`; without it, the recording's own audio before the
     speech). A turn with no speech (by the endpointer) and no words (by the recogniser) is
     silence: :class:`NoInput`.
     """
