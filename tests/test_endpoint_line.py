@@ -1,7 +1,7 @@
-"""Speech above the line: voices around the caller neither start a turn nor keep it going.
+"""Speech above the line: voices around the caller do not start a turn or barge in.
 
 A voice-activity detector says whether a frame is speech, not whose. With
-``EndpointSettings.above_line_db`` a frame is the caller's speech only when it is also that
+``EndpointSettings.above_line_db`` a frame starts an utterance only when it is also that
 far above the median level of the line heard while waiting. Time is data: synthetic audio fed
 in 20 ms packets, no sleeps.
 """
@@ -132,17 +132,14 @@ def test_a_caller_quieter_than_the_margin_is_not_started() -> None:
     assert started(feed(heard_the_line(2.0), over(crowd(2.5), caller)))
 
 
-def test_the_crowd_does_not_keep_a_turn_from_ending() -> None:
+def test_a_running_utterance_is_not_gated() -> None:
+    # once the caller speaks, frames no louder than the line keep the utterance going (gating
+    # them ended the detector's speech in every pause between digits: README)
     ep = heard_the_line(end_silence_s=0.5)
-    events = feed(ep, concat(crowd(1.0), talk(0.5, -6.0), crowd(3.0)))
+    events = feed(ep, concat(crowd(1.0), talk(0.5, -6.0), crowd(1.0), silence(1.0, R)))
     ended = [e for e in events if isinstance(e, SpeechEnded)]
     assert len(started(events)) == 1 and len(ended) == 1
-    assert ended[0].speech_end_s == pytest.approx(1.5, abs=0.07)
-    assert ended[0].at_s == pytest.approx(2.0, abs=0.07)
-    # without the gate the crowd is heard as the caller going on
-    ep = heard_the_line(None, end_silence_s=0.5)
-    events = feed(ep, concat(crowd(1.0), talk(0.5, -6.0), crowd(3.0)))
-    assert not any(isinstance(e, SpeechEnded) for e in events)
+    assert ended[0].speech_end_s == pytest.approx(2.5, abs=0.07)
 
 
 def test_on_a_quiet_line_quiet_syllables_keep_the_turn_going() -> None:
@@ -195,7 +192,7 @@ def test_the_margin_is_validated(bad: float) -> None:
         EndpointSettings(above_line_db=bad)
 
 
-# -- a live call: the line heard during the prompt is the line the turn must be louder than --
+# -- a live call: the line heard during the prompt is the line the turn must start above ------
 
 
 def test_a_live_turn_does_not_start_on_the_crowd_heard_during_the_prompt() -> None:
@@ -228,29 +225,28 @@ def test_the_crowd_does_not_barge_in_on_the_next_prompt_but_the_caller_does() ->
     from assistant.call.channels.live import LiveChannel
     from assistant.call.prompt_voice import PromptVoice
     from assistant.call.runtime import SayResult
-    from assistant.core.dialog import Heard, Listen, Say
+    from assistant.core.dialog import Listen, NoInput, Say
     from assistant.language.prompts import Prompts
     from assistant.testing.audio import FakeSynthesizer
     from assistant.testing.media import ScriptedMedia, Speak, ToneRecognizer
 
     asr = ToneRecognizer(["đúng", "không"], sample_rate=R)
     voice = PromptVoice(Prompts.load(), FakeSynthesizer(R, seconds_per_char=0.04), R)
-    answer = concat(silence(5.0, R), asr.clip("đúng", 0.6).samples)
 
     def call(later: PCM) -> tuple[ScriptedMedia, SayResult]:
-        """A prompt, the caller's "đúng" over the crowd, then the next prompt over ``later``."""
-        media = ScriptedMedia([Speak(over(crowd(6.0), answer)), Speak(later)], rate=R)
+        """A prompt and a turn over the crowd (no caller), then the next prompt over ``later``."""
+        media = ScriptedMedia([Speak(crowd(9.5)), Speak(later)], rate=R)
         ch = LiveChannel(media, asr.open_session(), R, voice, clock=media.clock, vad=TalkVad)
         ch.say(Say("ask_code"), interruptible=False)
-        event = ch.listen(Listen.yesno())
-        assert isinstance(event, Heard) and event.recognition.text == "đúng"
+        assert isinstance(ch.listen(Listen.yesno()), NoInput)
+        assert media.now_s < 9.5  # the next prompt starts over the crowd (at 8.9 s)
         return media, ch.say(Say("ask_code_again"), interruptible=True)
 
     # the crowd goes on under the next prompt: it is not the caller, the prompt plays on
     media, result = call(crowd(8.0))
     assert result is SayResult.DONE and media.flushes == []
-    # the caller speaks up over it one second into the prompt: that stops it
-    media, result = call(over(crowd(8.0), concat(silence(1.0, R), talk(1.0, -6.0))))
+    # the caller speaks up over it 0.8 s into the prompt: that stops it
+    media, result = call(over(crowd(8.0), concat(silence(0.2, R), talk(1.0, -6.0))))
     assert result is SayResult.INTERRUPTED and len(media.flushes) == 1
 
 
@@ -263,3 +259,21 @@ def test_the_line_is_handed_on_to_another_endpointer_of_the_call() -> None:
     second.seed_line(levels)
     assert second.line_dbfs == first.line_dbfs == pytest.approx(-29.0, abs=1.5)
     assert started(feed(second, crowd(2.0))) == []
+
+
+def test_the_line_median_is_kept_over_its_window() -> None:
+    import random
+
+    from assistant.audio.endpoint import _LineLevels
+
+    rng = random.Random(3)
+    window = _LineLevels(47)
+    assert window.median() is None
+    values: list[float] = []
+    for _ in range(500):
+        values.append(rng.choice([-120.0, rng.uniform(-80, -10)]))
+        window.add(values[-1])
+        assert window.median() == pytest.approx(float(np.median(values[-47:])))
+    assert list(window) == values[-47:] and len(window) == 47
+    window.clear()
+    assert window.median() is None and len(window) == 0

@@ -27,13 +27,13 @@ the utterance alive at ``threshold_db - hangover_db`` (hysteresis).
 
 **Speech above the line.** A detector says whether a frame is speech, not whose: other
 people talking near the caller (a street, a market, a television) are speech too. With a
-detector and ``above_line_db`` set, a frame is the caller's speech (to start an utterance or
-to keep it going) only when it is also that much louder than the line: the median frame level
-of the last ``noise_window_s`` heard while waiting for the caller (:meth:`Endpointer.hear_line`
-adds the line heard before the endpointer was, such as during the prompt;
-:meth:`Endpointer.seed_line` another endpointer's estimate). The caller, close to the
-microphone, is louder than the voices around, so those neither start a turn nor keep one from
-ending. On a quiet line the margin is nothing: frames far below any word clear it. With no
+detector and ``above_line_db`` set, a frame can start an utterance only when it is also that
+much louder than the line: the median frame level of the last ``noise_window_s`` heard while
+waiting for the caller (:meth:`Endpointer.hear_line` adds the line heard before the
+endpointer was, such as during the prompt; :meth:`Endpointer.seed_line` another endpointer's
+estimate). The caller, close to the microphone, is louder than the voices around. A running
+utterance is not gated: gating it too would end the detector's speech in every pause between
+digits, each of which invites a recogniser step (README, "Speech above the line"). With no
 line heard yet, nothing is gated.
 
 **Grammar-aware end of turn.** The box knows what a turn should hold (ten digits, a yes or a
@@ -59,9 +59,10 @@ is one state machine over one clock, kept together so that it can be read and te
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -101,8 +102,8 @@ class EndpointSettings:
     #: ...and a running utterance goes on down to this. Equal to speech_probability: with
     #: Silero VAD's usual 0.35 the detected ends came later (scripts/bench_vad.py, README)
     continue_probability: float = 0.5
-    #: with a detector, a frame is speech only this far above the line's median level while
-    #: waiting (None: at any level); see "Speech above the line" above
+    #: with a detector, a frame starts an utterance only this far above the line's median
+    #: level while waiting (None: at any level); see "Speech above the line" above
     above_line_db: float | None = 6.0
 
     def __post_init__(self) -> None:
@@ -255,7 +256,7 @@ class Endpointer:
         self._pending_start = 0  # clock position of _pending[0]
         self._energies: deque[float] = deque()
         self._frames_seen = 0
-        self._line: deque[float] = deque()  # frame levels heard while waiting (dBFS)
+        self._line = _LineLevels(1)  # frame levels heard while waiting (dBFS)
         self.reset(settings)
 
     # -- public ------------------------------------------------------------------------------
@@ -318,7 +319,7 @@ class Endpointer:
         frame_s = frame / self.rate
         window = max(1, round(s.noise_window_s / frame_s))
         self._energies = deque(self._energies, maxlen=window)
-        self._line = deque(self._line, maxlen=window)
+        self._line = _LineLevels(window, self._line)
         # a new turn starts at the current clock; frames already begun are analysed from here
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_start = self._samples
@@ -359,7 +360,7 @@ class Endpointer:
         (``above_line_db``). Changes no state of the turn and not the clock."""
         pcm = np.asarray(pcm, dtype=np.int16)
         for i in range(len(pcm) // self._frame):
-            self._line.append(_level(pcm[i * self._frame : (i + 1) * self._frame]))
+            self._line.add(_level(pcm[i * self._frame : (i + 1) * self._frame]))
 
     @property
     def line_levels(self) -> tuple[float, ...]:
@@ -370,12 +371,13 @@ class Endpointer:
     def seed_line(self, levels: Sequence[float]) -> None:
         """Take another endpointer's :attr:`line_levels` (same detector frames) as the line
         heard before this one was fed."""
-        self._line.extend(float(x) for x in levels)
+        for x in levels:
+            self._line.add(float(x))
 
     @property
     def line_dbfs(self) -> float | None:
         """The line's median frame level while waiting (``None``: none heard yet)."""
-        return float(np.median(np.fromiter(self._line, float))) if self._line else None
+        return self._line.median()
 
     def hear(self, reading: TurnReading) -> list[EndpointEvent]:
         """Take the recogniser's latest reading of the turn; returns ``SpeechEnded`` when it
@@ -409,14 +411,17 @@ class Endpointer:
         speaking = self._state is _State.SPEAKING
         if self.vad is not None:
             p = self.vad.probability(frame)
-            likely = p >= (s.continue_probability if speaking else s.speech_probability)
+            if speaking:  # not gated: see "Speech above the line"
+                return p >= s.continue_probability
             if s.above_line_db is None:
-                return likely
+                return p >= s.speech_probability
             line = self.line_dbfs  # from frames heard while waiting, before this one
             level = _level(frame)
-            is_speech = likely and (line is None or level >= line + s.above_line_db)
+            is_speech = p >= s.speech_probability and (
+                line is None or level >= line + s.above_line_db
+            )
             if self._state is _State.WAITING and not is_speech:
-                self._line.append(level)  # the line while waiting: not a start's frames
+                self._line.add(level)  # the line while waiting: not a start's frames
             return is_speech
         floor = self._floor()  # from frames before this one
         level = self._observe(frame)
@@ -494,6 +499,41 @@ class Endpointer:
 def _level(frame: PCM) -> float:
     """A frame's RMS level in dBFS, its DC removed (``_SILENT_DBFS`` for silence)."""
     x = frame.astype(np.float64)
-    x -= x.mean()
-    power = float(np.dot(x, x)) / len(x) / (32768.0 * 32768.0)
+    n, total = len(x), float(x.sum())
+    power = (float(np.dot(x, x)) - total * total / n) / n / (32768.0 * 32768.0)
     return 10.0 * math.log10(power) if power > 1e-12 else _SILENT_DBFS
+
+
+class _LineLevels:
+    """The last ``size`` frame levels, oldest first, with their median kept at hand (a sorted
+    copy updated by bisection: it is asked for on every frame while waiting)."""
+
+    def __init__(self, size: int, levels: Iterable[float] = ()) -> None:
+        self.size = size
+        self._order: deque[float] = deque()
+        self._sorted: list[float] = []
+        for level in levels:
+            self.add(level)
+
+    def add(self, level: float) -> None:
+        self._order.append(level)
+        bisect.insort(self._sorted, level)
+        if len(self._order) > self.size:
+            del self._sorted[bisect.bisect_left(self._sorted, self._order.popleft())]
+
+    def clear(self) -> None:
+        self._order.clear()
+        self._sorted.clear()
+
+    def median(self) -> float | None:
+        n = len(self._sorted)
+        if not n:
+            return None
+        mid = n // 2
+        return self._sorted[mid] if n % 2 else (self._sorted[mid - 1] + self._sorted[mid]) / 2
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
