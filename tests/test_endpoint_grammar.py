@@ -221,11 +221,9 @@ def test_a_voice_activity_detector_decides_speech_in_its_own_windows() -> None:
 
 
 def test_probability_hysteresis_keeps_a_running_utterance_alive() -> None:
-    # 'maybe' sound (0.4) cannot start speech (< 0.5) but keeps it going (>= 0.35); the
-    # murmur is also the line heard before, which with the line gate (test_endpoint_line.py)
-    # would not keep the turn going: probabilities alone here
+    # 'maybe' sound (0.4) cannot start speech (< 0.5) but keeps it going (>= 0.35)
     vad = ScriptedVad()
-    settings = EndpointSettings(end_silence_s=0.3, continue_probability=0.35, above_line_db=None)
+    settings = EndpointSettings(end_silence_s=0.3, continue_probability=0.35)
     ep = Endpointer(R, settings, vad=vad)
     murmur = tone(300.0, 0.8, R, dbfs=-50.0)
     assert feed(ep, murmur) == []
@@ -234,7 +232,7 @@ def test_probability_hysteresis_keeps_a_running_utterance_alive() -> None:
     assert len(ended) == 1
     assert ended[0].speech_end_s == pytest.approx(0.8 + 0.3 + 0.8, abs=0.033)
     # without hysteresis (the default) the murmur after the word does not keep it alive
-    ep = Endpointer(R, EndpointSettings(end_silence_s=0.3, above_line_db=None), vad=ScriptedVad())
+    ep = Endpointer(R, EndpointSettings(end_silence_s=0.3), vad=ScriptedVad())
     feed(ep, murmur)
     events = feed(ep, concat(tone(300.0, 0.3, R, dbfs=-12.0), murmur, silence(0.5, R)))
     ended = [e for e in events if isinstance(e, SpeechEnded)]

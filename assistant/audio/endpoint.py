@@ -356,7 +356,7 @@ class Endpointer:
 
     def hear_line(self, pcm: PCM) -> None:
         """Take the line's audio from before this endpointer was fed (the stretch just before
-        the turn, e.g. during the prompt) as the line speech must be louder than
+        the turn, e.g. during the prompt) as the line an utterance must start above
         (``above_line_db``). Changes no state of the turn and not the clock."""
         pcm = np.asarray(pcm, dtype=np.int16)
         for i in range(len(pcm) // self._frame):

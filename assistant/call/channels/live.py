@@ -322,7 +322,7 @@ class LiveChannel:
         heard = max(s.context_s + (s.lead_in_s or 0.0), EndpointSettings().noise_window_s)
         span = heard + s.preroll_s + 0.5
         #: the line's recent audio: the recogniser's context before a turn, and the line the
-        #: turn's speech must be louder than (Endpointer.hear_line)
+        #: turn's speech must start above (Endpointer.hear_line)
         self._tail = LineTail(round(span * media.sample_rate))
         self._context_gate: float | None = s.context_min_dbfs  # the turn's (context_gate)
         self._fed = 0  # the line position just after the last frame the endpointer heard
@@ -343,7 +343,7 @@ class LiveChannel:
         rate = self.media.sample_rate
         chunk = max(1, int(self.settings.play_chunk_s * rate))
         barge = self._endpointer(rate, EndpointSettings(no_input_s=3600.0, max_speech_s=3600.0))
-        # The line the caller's speech must be louder than: as the last turn heard it while
+        # The line the caller's speech must start above: as the last turn heard it while
         # waiting (the line's recent audio ends with the caller's own words, just heard)
         if self._line_levels:
             barge.seed_line(self._line_levels)
@@ -421,7 +421,7 @@ class LiveChannel:
         tail = self._tail
         self._fed = tail.end - sum(len(p) for p in pending)
         window = round(ep.settings.noise_window_s * rate)  # the line during the prompt, which
-        ep.hear_line(tail.between(self._fed - window, self._fed))  # speech must be louder than
+        ep.hear_line(tail.between(self._fed - window, self._fed))  # speech must start above
         if self._lead is None:
             self._hear_context(self._fed)
         try:
