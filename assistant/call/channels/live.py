@@ -348,8 +348,7 @@ class LiveChannel:
         if self._line_levels:
             barge.seed_line(self._line_levels)
         else:
-            window = round(barge.settings.noise_window_s * rate)
-            barge.hear_line(self._tail.between(self._tail.end - window, self._tail.end))
+            self._hear_line_before(barge, self._tail.end)
         preroll: list[PCM] = []
         preroll_len = int(self.settings.preroll_s * rate)
         pos = 0
@@ -420,8 +419,7 @@ class LiveChannel:
         self._turn_clock = (last_media, sum(len(p) for p in pending) / rate)
         tail = self._tail
         self._fed = tail.end - sum(len(p) for p in pending)
-        window = round(ep.settings.noise_window_s * rate)  # the line during the prompt, which
-        ep.hear_line(tail.between(self._fed - window, self._fed))  # speech must start above
+        self._hear_line_before(ep, self._fed)  # the line during the prompt
         if self._lead is None:
             self._hear_context(self._fed)
         try:
@@ -531,6 +529,12 @@ class LiveChannel:
         self._hear_context(self._fed - sum(len(p) for p in held))
         for samples in held:
             self._feed(to_asr, samples)
+
+    def _hear_line_before(self, ep: Endpointer, start: int) -> None:
+        """The line's last ``noise_window_s`` before position ``start``, as the line ``ep``'s
+        speech must start above (:meth:`Endpointer.hear_line`)."""
+        window = round(ep.settings.noise_window_s * self.media.sample_rate)
+        ep.hear_line(self._tail.between(start - window, start))
 
     def _hear_context(self, start: int) -> None:
         """The line's :attr:`LiveSettings.context_s` before position ``start``, as context."""
