@@ -15,7 +15,9 @@ speaker's real digit clips, read digit by digit with 150-400 ms gaps, over an 8 
   or three parts with 0.6-1.1 s pauses, one utterance);
 * damage: ``onset`` / ``tail`` (20-80 ms cut off the voiced edge of one to three words);
 * line: ``alaw``, ``gsm`` (GSM 06.10 full rate through sox), ``loss`` (1-5 % of 20 ms packets
-  lost, no concealment), ``pink`` (pink noise at 10-15 dB SNR), ``quiet`` (-24 dB), and
+  lost, no concealment), ``pink`` (pink noise at 10-15 dB SNR), ``quiet`` (-24 dB: the corpus
+  speaker is loud, -14 dBFS, so this is -38 dBFS), ``faint`` (a caller 24 dB below a talker at
+  the nominal -26 dBov: -50 dBFS ±3 dB), and
   ``babble`` (several telephone speakers of the corpus at 10-15 dB SNR).
 
 **Held out: ``babble``.** No parameter of the recogniser or the dialog was chosen on it (the
@@ -320,6 +322,10 @@ class Panel:
             return resample(gsm_round_trip(resample(pcm, RATE, 8000)), 8000, RATE)
         if cond == "quiet":
             pcm = (pcm.astype(np.float64) * 10 ** (-24 / 20)).astype(np.int16)
+        elif cond == "faint":  # 24 dB below a talker at the nominal -26 dBov, +-3 dB
+            level = 10 * np.log10(active_power(pcm) / 32768.0**2)
+            gain = -50.0 + rng.uniform(-3, 3) - level
+            pcm = (pcm.astype(np.float64) * 10 ** (gain / 20)).astype(np.int16)
         elif cond == "pink":
             pcm = add_noise(pcm, pink_noise(len(pcm), self.nrng), rng.uniform(10, 15))
         elif cond == "babble":
@@ -384,7 +390,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "voice": ("tempo", "pitch", "formant", "espeak"),
     "reading": ("fast", "slow", "pairs", "grouped", "fillers", "parts"),
     "damage": ("onset", "tail"),
-    "line": ("alaw", "gsm", "loss", "pink", "quiet"),
+    "line": ("alaw", "gsm", "loss", "pink", "quiet", "faint"),
     "held out": (HELD_OUT,),
 }
 

@@ -270,6 +270,36 @@ def test_corpus_code_read_whole(recognizer: OnnxRecognizer, reader: Any) -> None
 
 
 @pytest.mark.corpus
+def test_corpus_a_quiet_code_is_heard_whole_with_the_input_gain(model: ModelData) -> None:
+    from assistant.audio.g711 import phone_line
+    from assistant.audio.resample import resample
+    from assistant.core.ports import Audio
+    from assistant.language.numbers import NumberReader
+
+    """A caller about 42 dB below the corpus speaker (-56 dBFS): the features are raised to
+    the level the model knows (assistant.asr.level); heard as they come, these codes are not
+    whole (tests/test_quiet_caller.py has the detector's side)."""
+    clips = corpus_clips()
+    reader = NumberReader.load()
+    spec = ListenSpec(ListenMode.DIGITS, 10)
+    lifted = OnnxRecognizer(model).open_session()
+    plain = OnnxRecognizer(model, gain=None).open_session()
+    for seed in (0, 2, 3):  # codes the model alone misses at this level (measured)
+        rng = np.random.default_rng(seed)
+        code = "".join(str(d) for d in rng.integers(0, 10, size=10))
+        pcm = spliced(clips, code, rng)
+        quiet = (pcm.astype(np.float64) * 10 ** (-42 / 20)).astype(np.int16)  # about -56 dBFS
+        line = phone_line(Audio(quiet, 16000), "ulaw")
+        heard = resample(line.samples, line.rate, 16000)
+        assert reader.read_digits(decode(lifted, heard, spec).text).digits == code
+        assert 20.0 < lifted.raised_db < 30.0  # its loudest 100 ms: about -51 dBFS
+        assert reader.read_digits(decode(plain, heard, spec).text).digits != code
+    # a caller at a usual level is heard as they came
+    decode(lifted, spliced(clips, code, np.random.default_rng(0)), spec)
+    assert lifted.raised_db == 0.0
+
+
+@pytest.mark.corpus
 def test_corpus_a_code_read_in_groups_is_closed_where_a_group_ends(
     recognizer: OnnxRecognizer, reader: Any
 ) -> None:

@@ -47,6 +47,7 @@ from assistant.asr.features import (
     num_frames,
 )
 from assistant.asr.fold import Graphs, folded_model
+from assistant.asr.level import FEATURE_PER_DB, InputGain
 from assistant.asr.model import BLANK_ID, NUM_CLASSES, PINNED, ModelData, load_model
 from assistant.asr.positions import positioned
 from assistant.asr.session import SessionGuard
@@ -79,6 +80,8 @@ OUTPUT_FRAME_S = SUBSAMPLING * 0.01
 #: Seconds of silence the model's caches have seen when an utterance starts (see _prime):
 #: 0, zero caches, as the model expects; kept as an option, measured not to help overall.
 PRIME_SECONDS = 0.0
+#: How a quiet utterance is raised before the model (assistant.asr.level).
+DEFAULT_GAIN = InputGain()
 
 Float32 = npt.NDArray[np.float32]
 
@@ -208,10 +211,13 @@ class OnnxRecognizer:
         max_parallel: int | None = None,
         fold_weights: bool = True,
         slots: RunSlots | None = None,
+        gain: InputGain | None = DEFAULT_GAIN,
     ) -> None:
         """``max_parallel``: model runs at once across all calls (default: the CPU count);
         ``fold_weights``: see :func:`create_session`; ``slots``: the run slots to share
-        (default: ``RunSlots(max_parallel)``)."""
+        (default: ``RunSlots(max_parallel)``); ``gain``: how a quiet utterance is heard
+        again, raised, at its end (:mod:`assistant.asr.level`; ``None``: never)."""
+        self.gain = gain
         self.vocabulary = Vocabulary(model.tokens)
         self.digits = digits or DigitDecoder()
         # The yes/no tables' words that are single tokens of this model (the others, such as
@@ -359,6 +365,14 @@ class OnnxSession(SessionGuard):
         self._pending = np.zeros((0, NUM_BINS), dtype=np.float32)
         self._chunks = 0
         self._att, self._cnn, self._offset = self._rec.initial_state
+        gain = self._rec.gain
+        #: the utterance's loudest stretch (its own audio, not the context before it), and
+        #: every model step run for it, context included: (features, frames kept, feature
+        #: rows before the padding), to hear it again raised when it was quiet
+        self._peak = gain.peak(SAMPLE_RATE) if gain is not None else None
+        self._steps: list[tuple[Float32, int, int]] = []
+        #: the gain the last utterance was heard again with (dB; 0.0: as it came)
+        self.raised_db = 0.0
         self._scores: list[FrameScores] = []
         #: digits mode: the digit search, fed every step's frames as they come (see _keep)
         self._search = (
@@ -373,6 +387,7 @@ class OnnxSession(SessionGuard):
         self._frames = 0
         #: the last flushed reading's model step: (chunks, pending frames, samples), log-probs
         self._flushed: tuple[tuple[int, int, int], Float32] | None = None
+        self._flushed_chunk: tuple[Float32, int] = (np.zeros((0, NUM_BINS), np.float32), 0)
         #: the last reading given, and the frames (and flushed step) it was read from
         self._last_reading: (
             tuple[tuple[int, tuple[int, int, int] | None], PartialReading] | None
@@ -401,6 +416,7 @@ class OnnxSession(SessionGuard):
         used = samples[len(samples) - (steps * STEP_SAMPLES + CONTEXT_SAMPLES) :]
         self._add_frames(self._fbank.accept(used))
         for _ in range(steps):
+            self._steps.append((self._pending[:CHUNK_FRAMES], 0, CHUNK_FRAMES))
             _, self._att, self._cnn = self._rec.run_chunk(
                 self._pending[:CHUNK_FRAMES],
                 OUT_FRAMES * (self._offset + self._chunks),
@@ -413,7 +429,10 @@ class OnnxSession(SessionGuard):
 
     def feed(self, pcm: PCM) -> str:
         spec = self._require_spec()
-        self._add_frames(self._fbank.accept(self._samples(pcm, SAMPLE_RATE)))
+        samples = self._samples(pcm, SAMPLE_RATE)
+        if self._peak is not None:
+            self._peak.add(samples)
+        self._add_frames(self._fbank.accept(samples))
         while len(self._pending) >= CHUNK_FRAMES:
             self._run(self._pending[:CHUNK_FRAMES], OUT_FRAMES)
             self._pending = self._pending[STEP_FRAMES:]
@@ -471,6 +490,7 @@ class OnnxSession(SessionGuard):
         offset = OUT_FRAMES * (self._offset + self._chunks)
         logp, _att, _cnn = self._rec.run_chunk(padded, offset, self._att, self._cnn, urgent=urgent)
         self._flushed = (key, logp[:keep])
+        self._flushed_chunk = (padded, left)
         return self._flushed[1]
 
     def end(self) -> Recognition:
@@ -483,15 +503,17 @@ class OnnxSession(SessionGuard):
         flushed = self._flushed
         if flushed is not None and flushed[0] == (self._chunks, left, self._fbank.samples):
             self._chunks += 1  # the same last step already ran for reading(flush=True)
+            self._steps.append((self._flushed_chunk[0], len(flushed[1]), left))
             self._keep(flushed[1])
         elif left > CONTEXT_FRAMES or (self._chunks == 0 and left > 0):
             keep = max(1, math.ceil((left - CONTEXT_FRAMES) / SUBSAMPLING))
             padded = np.zeros((CHUNK_FRAMES, NUM_BINS), dtype=np.float32)
             padded[:left] = self._pending
-            self._run(padded, keep, urgent=True)
+            self._run(padded, keep, urgent=True, frames=left)
         self._flushed = None
         self._pending = self._pending[:0]
         try:
+            self._hear_again_raised(spec)
             result = self._decode(spec)
         finally:
             self._spec = None
@@ -512,7 +534,37 @@ class OnnxSession(SessionGuard):
         if len(frames):
             self._pending = np.concatenate([self._pending, frames])
 
-    def _run(self, chunk: Float32, keep: int, *, urgent: bool = False) -> None:
+    def _hear_again_raised(self, spec: ListenSpec) -> None:
+        """A quiet utterance (:meth:`InputGain.gain_db` of its loudest 100 ms): every model
+        step it took run again from the start caches with its features raised by that one
+        gain, the scores of the first hearing replaced."""
+        gain = self._rec.gain
+        if gain is None or self._peak is None or not self._steps:
+            return
+        db = gain.gain_db(self._peak.peak_dbfs)
+        if db <= 0.0:
+            return
+        raise_by = np.float32(db * FEATURE_PER_DB)
+        att, cnn, base = self._rec.initial_state
+        self._scores, self._best_ids, self._best_logp, self._frames = [], [], [], 0
+        if spec.mode is ListenMode.DIGITS:
+            self._search = self._rec.digits.search(spec.expected_digits)
+        for i, (chunk, keep, frames) in enumerate(self._steps):
+            raised = chunk.copy()
+            raised[:frames] += raise_by
+            logp, att, cnn = self._rec.run_chunk(
+                raised, OUT_FRAMES * (base + i), att, cnn, urgent=True
+            )
+            if keep:
+                self._keep(logp[:keep])
+        self.raised_db = db
+
+    def _run(
+        self, chunk: Float32, keep: int, *, urgent: bool = False, frames: int = CHUNK_FRAMES
+    ) -> None:
+        """One model step over ``chunk`` (its first ``frames`` rows features, the rest
+        padding); its first ``keep`` output frames are kept."""
+        self._steps.append((chunk, keep, frames))
         logp, self._att, self._cnn = self._rec.run_chunk(
             chunk, OUT_FRAMES * (self._offset + self._chunks), self._att, self._cnn, urgent=urgent
         )

@@ -36,6 +36,15 @@ utterance is not gated: gating it too would end the detector's speech in every p
 digits, each of which invites a recogniser step (README, "Speech above the line"). With no
 line heard yet, nothing is gated.
 
+**A quiet caller.** A detector judges partly by level: Silero VAD missed most of a caller's
+speech at -56 dBFS (:mod:`assistant.audio.level`). With ``vad_lift_to_dbfs`` set, the frames
+the detector is shown are lifted so that the loudest 100 ms the endpointer has heard so far
+(this frame included) reaches that level, by at most ``vad_lift_max_db`` and not at all while
+nothing above ``vad_lift_floor_dbfs`` has been heard. A caller at a usual level is shown as
+they come (only their first syllable's first 100 ms, while the loudest 100 ms heard is still
+partly silence, is lifted a little). Levels (the line, the gate above it, frame energy) are
+always those of the audio itself.
+
 **Grammar-aware end of turn.** The box knows what a turn should hold (ten digits, a yes or a
 no). While the caller speaks, the channel hands the endpointer :class:`TurnReading` facts from
 the streaming recogniser (:meth:`Endpointer.hear`): whether the running reading is complete
@@ -69,6 +78,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from assistant.audio.level import SpeechPeak, lift_db
 from assistant.core.errors import ConfigError
 from assistant.core.ports import PCM
 
@@ -105,6 +115,12 @@ class EndpointSettings:
     #: with a detector, a frame starts an utterance only this far above the line's median
     #: level while waiting (None: at any level); see "Speech above the line" above
     above_line_db: float | None = 6.0
+    #: with a detector, the frames it judges are lifted so that the loudest 100 ms heard so
+    #: far reaches this level, by at most vad_lift_max_db (None: as they come); see "A quiet
+    #: caller" above
+    vad_lift_to_dbfs: float | None = -30.0
+    vad_lift_max_db: float = 18.0
+    vad_lift_floor_dbfs: float = -65.0  # nothing this quiet is lifted
 
     def __post_init__(self) -> None:
         positive = (
@@ -142,6 +158,20 @@ class EndpointSettings:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0.0 < value <= 1.0):
                 raise ConfigError(f"endpoint setting {name} must be in (0, 1], got {value!r}")
+        lift = self.vad_lift_to_dbfs
+        if lift is not None and not (isinstance(lift, int | float) and -60 <= lift <= 0):
+            raise ConfigError(
+                f"endpoint vad_lift_to_dbfs must be in [-60, 0] dBFS (or None), got {lift!r}"
+            )
+        if not (isinstance(self.vad_lift_max_db, int | float) and 0 <= self.vad_lift_max_db <= 40):
+            raise ConfigError(
+                f"endpoint vad_lift_max_db must be in [0, 40] dB, got {self.vad_lift_max_db!r}"
+            )
+        floor = self.vad_lift_floor_dbfs
+        if not (isinstance(floor, int | float) and -120 <= floor <= (lift if lift else 0)):
+            raise ConfigError(
+                f"endpoint vad_lift_floor_dbfs must be in [-120, vad_lift_to_dbfs], got {floor!r}"
+            )
         above = self.above_line_db
         if above is not None and not (isinstance(above, int | float) and 0 <= above <= 40):
             raise ConfigError(
@@ -257,6 +287,8 @@ class Endpointer:
         self._energies: deque[float] = deque()
         self._frames_seen = 0
         self._line = _LineLevels(1)  # frame levels heard while waiting (dBFS)
+        #: the loudest 100 ms heard, in 10 ms frames: how far the detector's frames are lifted
+        self._peak = SpeechPeak(max(1, rate // 100), 10)
         self.reset(settings)
 
     # -- public ------------------------------------------------------------------------------
@@ -410,7 +442,7 @@ class Endpointer:
         s = self._settings
         speaking = self._state is _State.SPEAKING
         if self.vad is not None:
-            p = self.vad.probability(frame)
+            p = self.vad.probability(self._lifted(frame))
             if speaking:  # not gated: see "Speech above the line"
                 return p >= s.continue_probability
             if s.above_line_db is None:
@@ -427,6 +459,21 @@ class Endpointer:
         level = self._observe(frame)
         margin = s.threshold_db - (s.hangover_db if speaking else 0.0)
         return level >= s.min_speech_dbfs and level >= floor + margin
+
+    def _lifted(self, frame: PCM) -> PCM:
+        """``frame`` as the detector judges it: lifted by :func:`lift_db` from the loudest
+        100 ms this endpointer has heard, this frame included (a quiet caller's speech at the
+        level the detector knows; louder audio as it is)."""
+        s = self._settings
+        if s.vad_lift_to_dbfs is None:
+            return frame
+        peak = self._peak.add(frame)
+        db = lift_db(peak, s.vad_lift_to_dbfs, s.vad_lift_max_db, s.vad_lift_floor_dbfs)
+        if db <= 0.0:
+            return frame
+        scaled = frame.astype(np.float32) * np.float32(10.0 ** (db / 20.0))
+        lifted: PCM = np.clip(scaled, -32768, 32767).astype(np.int16)
+        return lifted
 
     def _step(self, frame: PCM, end: int) -> list[EndpointEvent]:
         s = self._settings
