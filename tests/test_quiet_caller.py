@@ -81,6 +81,18 @@ def test_the_peak_is_the_loudest_100_ms_in_any_chunks() -> None:
         assert pieces.peak_dbfs == pytest.approx(whole.peak_dbfs, abs=1e-6)
 
 
+def test_the_peak_settles_once_it_is_loud_enough() -> None:
+    """Then it ignores what follows: the box's hot path stops paying for it."""
+    peak = SpeechPeak(R // 100, 10, enough_dbfs=-30.0)
+    peak.add(noise(0.3, R, dbfs=-40.0, seed=2))
+    assert not peak.settled and peak.peak_dbfs == pytest.approx(-40.0, abs=0.5)
+    peak.add(noise(0.3, R, dbfs=-25.0, seed=3))
+    assert peak.settled
+    settled_at = peak.peak_dbfs
+    assert peak.add(noise(0.3, R, dbfs=-6.0, seed=4)) == settled_at
+    assert peak.add_power(1.0) == settled_at
+
+
 def test_a_click_is_not_a_peak_and_silence_has_none() -> None:
     peak = SpeechPeak(R // 100, 10)
     assert peak.add(silence(1.0, R)) == SILENT_DBFS

@@ -75,5 +75,7 @@ class InputGain:
         return db if db >= self.min_gain_db else 0.0
 
     def peak(self, rate: int) -> SpeechPeak:
+        """A tracker of an utterance's loudest 100 ms, settled once no gain can follow."""
         frame = max(1, round(self.frame_s * rate))
-        return SpeechPeak(frame, max(1, round(self.window_s / self.frame_s)))
+        enough = self.target_dbfs - self.min_gain_db
+        return SpeechPeak(frame, max(1, round(self.window_s / self.frame_s)), enough_dbfs=enough)

@@ -287,8 +287,7 @@ class Endpointer:
         self._energies: deque[float] = deque()
         self._frames_seen = 0
         self._line = _LineLevels(1)  # frame levels heard while waiting (dBFS)
-        #: the loudest 100 ms heard, in 10 ms frames: how far the detector's frames are lifted
-        self._peak = SpeechPeak(max(1, rate // 100), 10)
+        self._peak: SpeechPeak | None = None  # the loudest 100 ms heard (reset makes it)
         self.reset(settings)
 
     # -- public ------------------------------------------------------------------------------
@@ -352,6 +351,11 @@ class Endpointer:
         window = max(1, round(s.noise_window_s / frame_s))
         self._energies = deque(self._energies, maxlen=window)
         self._line = _LineLevels(window, self._line)
+        # the loudest 100 ms heard, in analysis frames: how far the detector's frames are
+        # lifted (kept across turns, as the line is: a caller's level is the call's)
+        enough = s.vad_lift_to_dbfs if s.vad_lift_to_dbfs is not None else 0.0
+        if self._peak is None or self._peak.frame != frame or self._peak.enough_dbfs != enough:
+            self._peak = SpeechPeak(frame, max(1, round(0.1 / frame_s)), enough_dbfs=enough)
         # a new turn starts at the current clock; frames already begun are analysed from here
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_start = self._samples
@@ -442,13 +446,19 @@ class Endpointer:
         s = self._settings
         speaking = self._state is _State.SPEAKING
         if self.vad is not None:
+            level: float | None = None
+            peak = self._peak
+            if s.vad_lift_to_dbfs is not None and peak is not None and not peak.settled:
+                level = _level(frame)
+                peak.add_power(10.0 ** (level / 10.0))
             p = self.vad.probability(self._lifted(frame))
             if speaking:  # not gated: see "Speech above the line"
                 return p >= s.continue_probability
             if s.above_line_db is None:
                 return p >= s.speech_probability
             line = self.line_dbfs  # from frames heard while waiting, before this one
-            level = _level(frame)
+            if level is None:
+                level = _level(frame)
             is_speech = p >= s.speech_probability and (
                 line is None or level >= line + s.above_line_db
             )
@@ -463,12 +473,13 @@ class Endpointer:
     def _lifted(self, frame: PCM) -> PCM:
         """``frame`` as the detector judges it: lifted by :func:`lift_db` from the loudest
         100 ms this endpointer has heard, this frame included (a quiet caller's speech at the
-        level the detector knows; louder audio as it is)."""
+        level the detector knows; louder audio as it is, and once the loudest 100 ms has
+        reached the target, every frame after it)."""
         s = self._settings
-        if s.vad_lift_to_dbfs is None:
+        peak = self._peak
+        if s.vad_lift_to_dbfs is None or peak is None or peak.settled:
             return frame
-        peak = self._peak.add(frame)
-        db = lift_db(peak, s.vad_lift_to_dbfs, s.vad_lift_max_db, s.vad_lift_floor_dbfs)
+        db = lift_db(peak.peak_dbfs, s.vad_lift_to_dbfs, s.vad_lift_max_db, s.vad_lift_floor_dbfs)
         if db <= 0.0:
             return frame
         scaled = frame.astype(np.float32) * np.float32(10.0 ** (db / 20.0))
