@@ -271,14 +271,14 @@ def test_corpus_code_read_whole(recognizer: OnnxRecognizer, reader: Any) -> None
 
 @pytest.mark.corpus
 def test_corpus_a_quiet_code_is_heard_whole_with_the_input_gain(model: ModelData) -> None:
+    """A caller about 42 dB below the corpus speaker (-56 dBFS): the features are raised to
+    the level the model knows (assistant.asr.level); heard as they come, these codes are not
+    whole (tests/test_quiet_caller.py has the detector's side)."""
     from assistant.audio.g711 import phone_line
     from assistant.audio.resample import resample
     from assistant.core.ports import Audio
     from assistant.language.numbers import NumberReader
 
-    """A caller about 42 dB below the corpus speaker (-56 dBFS): the features are raised to
-    the level the model knows (assistant.asr.level); heard as they come, these codes are not
-    whole (tests/test_quiet_caller.py has the detector's side)."""
     clips = corpus_clips()
     reader = NumberReader.load()
     spec = ListenSpec(ListenMode.DIGITS, 10)
