@@ -367,8 +367,8 @@ class OnnxSession(SessionGuard):
         self._att, self._cnn, self._offset = self._rec.initial_state
         gain = self._rec.gain
         #: the utterance's loudest stretch (its own audio, not the context before it), and
-        #: every model step run for it, context included: (features, frames kept, feature
-        #: rows before the padding), to hear it again raised when it was quiet
+        #: every model step run for it, context included, while it may still turn out quiet:
+        #: (features, frames kept, feature rows before the padding), to hear it again raised
         self._peak = gain.peak(SAMPLE_RATE) if gain is not None else None
         self._steps: list[tuple[Float32, int, int]] = []
         #: the gain the last utterance was heard again with (dB; 0.0: as it came)
@@ -385,9 +385,9 @@ class OnnxSession(SessionGuard):
         self._partial = ""
         self._partial_frames = -1
         self._frames = 0
-        #: the last flushed reading's model step: (chunks, pending frames, samples), log-probs
-        self._flushed: tuple[tuple[int, int, int], Float32] | None = None
-        self._flushed_chunk: tuple[Float32, int] = (np.zeros((0, NUM_BINS), np.float32), 0)
+        #: the last flushed reading's model step: (chunks, pending frames, samples), log-probs,
+        #: and the padded features it ran on
+        self._flushed: tuple[tuple[int, int, int], Float32, Float32] | None = None
         #: the last reading given, and the frames (and flushed step) it was read from
         self._last_reading: (
             tuple[tuple[int, tuple[int, int, int] | None], PartialReading] | None
@@ -416,7 +416,7 @@ class OnnxSession(SessionGuard):
         used = samples[len(samples) - (steps * STEP_SAMPLES + CONTEXT_SAMPLES) :]
         self._add_frames(self._fbank.accept(used))
         for _ in range(steps):
-            self._steps.append((self._pending[:CHUNK_FRAMES], 0, CHUNK_FRAMES))
+            self._record(self._pending[:CHUNK_FRAMES], 0, CHUNK_FRAMES)
             _, self._att, self._cnn = self._rec.run_chunk(
                 self._pending[:CHUNK_FRAMES],
                 OUT_FRAMES * (self._offset + self._chunks),
@@ -489,8 +489,7 @@ class OnnxSession(SessionGuard):
         padded[:left] = self._pending
         offset = OUT_FRAMES * (self._offset + self._chunks)
         logp, _att, _cnn = self._rec.run_chunk(padded, offset, self._att, self._cnn, urgent=urgent)
-        self._flushed = (key, logp[:keep])
-        self._flushed_chunk = (padded, left)
+        self._flushed = (key, logp[:keep], padded)
         return self._flushed[1]
 
     def end(self) -> Recognition:
@@ -503,7 +502,7 @@ class OnnxSession(SessionGuard):
         flushed = self._flushed
         if flushed is not None and flushed[0] == (self._chunks, left, self._fbank.samples):
             self._chunks += 1  # the same last step already ran for reading(flush=True)
-            self._steps.append((self._flushed_chunk[0], len(flushed[1]), left))
+            self._record(flushed[2], len(flushed[1]), left)
             self._keep(flushed[1])
         elif left > CONTEXT_FRAMES or (self._chunks == 0 and left > 0):
             keep = max(1, math.ceil((left - CONTEXT_FRAMES) / SUBSAMPLING))
@@ -533,6 +532,17 @@ class OnnxSession(SessionGuard):
     def _add_frames(self, frames: Float32) -> None:
         if len(frames):
             self._pending = np.concatenate([self._pending, frames])
+
+    def _record(self, chunk: Float32, keep: int, frames: int) -> None:
+        """Keep one model step for :meth:`_hear_again_raised`, while the utterance may still
+        turn out quiet (once its loudest 100 ms settles above the gain's reach, never)."""
+        gain, peak = self._rec.gain, self._peak
+        if gain is None or peak is None:
+            return
+        if peak.settled and gain.gain_db(peak.peak_dbfs) <= 0.0:
+            self._steps.clear()
+            return
+        self._steps.append((chunk, keep, frames))
 
     def _hear_again_raised(self, spec: ListenSpec) -> None:
         """A quiet utterance (:meth:`InputGain.gain_db` of its loudest 100 ms): every model
@@ -564,7 +574,7 @@ class OnnxSession(SessionGuard):
     ) -> None:
         """One model step over ``chunk`` (its first ``frames`` rows features, the rest
         padding); its first ``keep`` output frames are kept."""
-        self._steps.append((chunk, keep, frames))
+        self._record(chunk, keep, frames)
         logp, self._att, self._cnn = self._rec.run_chunk(
             chunk, OUT_FRAMES * (self._offset + self._chunks), self._att, self._cnn, urgent=urgent
         )

@@ -78,14 +78,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from assistant.audio.level import SpeechPeak, lift_db
+from assistant.audio.level import SILENT_DBFS, SpeechPeak, lift_db
 from assistant.core.errors import ConfigError
 from assistant.core.ports import PCM
 
 if TYPE_CHECKING:
     from assistant.audio.vad import VoiceActivity
-
-_SILENT_DBFS = -120.0  # energy of an all-zero frame
 
 
 @dataclass(frozen=True)
@@ -555,11 +553,11 @@ class Endpointer:
 
 
 def _level(frame: PCM) -> float:
-    """A frame's RMS level in dBFS, its DC removed (``_SILENT_DBFS`` for silence)."""
+    """A frame's RMS level in dBFS, its DC removed (``SILENT_DBFS`` for silence)."""
     x = frame.astype(np.float64)
     n, total = len(x), float(x.sum())
     power = (float(np.dot(x, x)) - total * total / n) / n / (32768.0 * 32768.0)
-    return 10.0 * math.log10(power) if power > 1e-12 else _SILENT_DBFS
+    return 10.0 * math.log10(power) if power > 1e-12 else SILENT_DBFS
 
 
 class _LineLevels:

@@ -16,7 +16,7 @@ import numpy as np
 
 from assistant.core.ports import PCM
 
-SILENT_DBFS = -120.0
+SILENT_DBFS = -120.0  # the level of an all-zero frame
 
 
 def lift_db(peak_dbfs: float, target_dbfs: float, max_db: float, floor_dbfs: float) -> float:
