@@ -83,12 +83,14 @@ CallHandler = Callable[[CallMedia], None]
 
 _TRACE_LOGGER = "baresip.native.sip"
 _TICK_S = 0.02
-#: The receive jitter buffer: the box is a recogniser, not a listener, so playout smoothing buys
-#: nothing, and every millisecond the stack holds the caller's audio back is a millisecond of
-#: reply latency (baresip's default held it 100 ms). One packet; packets later than that are
-#: passed on at once (``jbuf_late`` in the call summary), not dropped.
-_JBUF_TYPE = "fixed"
-_JBUF_MS = "20-160"
+#: The receive jitter buffer: none. The box is a recogniser, not a listener, so playout smoothing
+#: buys nothing, and every millisecond the stack holds the caller's audio back is a millisecond
+#: of reply latency. Baresip's default held it 100 ms; a fixed buffer of one packet still held
+#: it 47-75 ms from the wire to the box (p50 per turn, 16 calls), and none holds it 9-17 ms
+#: (issue 11, measured with ``scripts/bench_calls.py``). Packets are decoded as they arrive, in
+#: the order they arrive; the call summary's ``jbuf_delay_ms`` is then empty.
+_JBUF_TYPE = "off"
+_JBUF_MS = "20-160"  # its bounds, were it on
 _RX_READ_MAX = 32768
 _BYTES_PER_SECOND = SAMPLE_RATE * 2
 #: After flush_tx the stack drains its ring on the transmit thread's next 20 ms tick,
