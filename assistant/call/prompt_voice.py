@@ -43,7 +43,7 @@ class VoiceTiming:
     digit_gap_s: float = 0.25
     group_gap_s: float = 0.5
     segment_gap_s: float = 0.2  # between a text piece and a digit run
-    lead_s: float = 0.02
+    lead_s: float = 0.0
     tail_s: float = 0.15
     trim_db: float = 40.0  # clip edges quieter than peak - trim_db are cut...
     keep_s: float = 0.01  # ...leaving this much
