@@ -110,9 +110,11 @@ FloatArray = npt.NDArray[np.float64]
 
 
 def sox(pcm: PCM, *effects: str, rate_in: int = RATE) -> PCM:
-    """Run sox effects over 16-bit mono audio (raw through pipes), out at 16 kHz."""
+    """Run sox effects over 16-bit mono audio (raw through pipes), out at 16 kHz. ``-R``: sox
+    dithers its 16-bit output from a random seed unless asked to repeat itself, and without it
+    one panel seed gave different audio, and different readings, from one run to the next."""
     raw = ["-t", "raw", "-e", "signed", "-b", "16", "-c", "1"]
-    cmd = ["sox", "-V1", *raw, "-r", str(rate_in), "-", *raw, "-r", str(RATE), "-", *effects]
+    cmd = ["sox", "-V1", "-R", *raw, "-r", str(rate_in), "-", *raw, "-r", str(RATE), "-", *effects]
     out = subprocess.run(cmd, input=pcm.astype("<i2").tobytes(), capture_output=True, check=True)
     return np.frombuffer(out.stdout, dtype="<i2").astype(np.int16)
 
@@ -122,13 +124,13 @@ def gsm_round_trip(pcm8k: PCM) -> PCM:
     raw = ["-t", "raw", "-e", "signed", "-b", "16", "-c", "1", "-r", "8000"]
     gsm = ["-t", "gsm", "-r", "8000", "-c", "1"]
     enc = subprocess.run(
-        ["sox", "-V1", *raw, "-", *gsm, "-"],
+        ["sox", "-V1", "-R", *raw, "-", *gsm, "-"],
         input=pcm8k.astype("<i2").tobytes(),
         capture_output=True,
         check=True,
     ).stdout
     dec = subprocess.run(
-        ["sox", "-V1", *gsm, "-", *raw, "-"], input=enc, capture_output=True, check=True
+        ["sox", "-V1", "-R", *gsm, "-", *raw, "-"], input=enc, capture_output=True, check=True
     ).stdout
     return np.frombuffer(dec, dtype="<i2").astype(np.int16)[: len(pcm8k)]
 

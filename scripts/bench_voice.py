@@ -79,11 +79,12 @@ def codec_round_trip(audio: Audio, codec: str, tmp: Path) -> Audio:
     src, coded, out = tmp / "in.wav", tmp / "coded", tmp / "out.wav"
     write_wav(src, audio)
     subprocess.run(
-        ["sox", str(src), "-r", "8000", "-c", "1", *CODECS[codec], str(coded)], check=True
+        ["sox", "-R", str(src), "-r", "8000", "-c", "1", *CODECS[codec], str(coded)], check=True
     )
     subprocess.run(
         [
             "sox",
+            "-R",
             "-t",
             CODECS[codec][-1],
             str(coded),
