@@ -64,6 +64,9 @@ class DigitReadingLike(Protocol):
     @property
     def usable(self) -> bool: ...
 
+    @property
+    def guessed(self) -> tuple[int, ...]: ...
+
 
 class Reader(Protocol):
     """What the dialog needs from the number reader.
@@ -311,7 +314,9 @@ class ResetDialog:
 
     def _read_recognition(self, recognition: Recognition) -> TurnReading:
         """Digits from the best usable hypothesis; positions where alternatives of the same
-        length disagree, or whose word confidence is low, are marked unsure."""
+        length disagree, whose word confidence is low, or that no word said (the reader's
+        guess for a "mươi" with no digit before it: :attr:`DigitReading.guessed`) are marked
+        unsure."""
         readings = [(h, self.reader.read_digits(h.text)) for h in recognition.hypotheses]
         usable = [(h, r) for h, r in readings if r.usable]
         if not usable:
@@ -329,6 +334,7 @@ class ResetDialog:
                     if a != b
                 }
         unsure |= self._low_confidence_positions(best_h, best.digits)
+        unsure |= set(best.guessed)
         return TurnReading(best.digits, best.restart, True, frozenset(unsure))
 
     def _low_confidence_positions(self, hyp: Hypothesis, digits: str) -> set[int]:

@@ -440,6 +440,24 @@ def test_low_word_confidence_over_several_groups_is_read_back_as_unsure(
     assert actions[-2:] == [Say("read_back_unsure", {"code": code()}), Listen.yesno()]
 
 
+def test_a_bare_muoi_is_read_back_as_unsure_and_its_group_asked_for(
+    dialog: ResetDialog,
+) -> None:
+    # "ba mươi tư ..." with its "ba" lost on the line: every word heard surely, yet the tens
+    # digit of "mươi tư" is the reader's guess, so the code is not read back as certain
+    words = "mươi tư năm sáu bảy tám chín không một hai"
+    heard = Heard(Recognition((Hypothesis(words, 0.97, (0.99,) * 10),)))
+    state, actions = converse(dialog, [CallStarted("c1", CALLER), heard])
+    assert actions[-2:] == [Say("read_back_unsure", {"code": code("1456789012")}), Listen.yesno()]
+    assert state.unsure == frozenset({0})
+    state, more = dialog.step(state, Heard.text("không"))
+    assert more[0] == Say("ask_group", {"ordinal": 1, "count": 4})
+    # the same words with the tens said are a sure reading
+    sure = Heard(Recognition((Hypothesis("ba " + words, 0.97, (0.99,) * 11),)))
+    _, actions = converse(dialog, [CallStarted("c1", CALLER), sure])
+    assert actions[-2:] == [Say("read_back", {"code": code("3456789012")}), Listen.yesno()]
+
+
 def test_settings_change_the_limits() -> None:
     dialog = ResetDialog(NumberReader.load(), DialogSettings(max_attempts=1))
     _, actions = converse(dialog, [CallStarted("c1", CALLER), Keypad(CODE), Keypad("2")])

@@ -180,6 +180,26 @@ def test_pauses_end_groups(reader: NumberReader, text: str, expected: str) -> No
     assert digits(reader, text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected", "guessed"),
+    [
+        ("mươi tư", "14", (0,)),  # "ba mươi tư" with its "ba" lost: the 1 is a guess
+        ("ba mươi tư", "34", ()),
+        ("một hai, mươi tư", "1214", (2,)),
+        ("hai mươi, mươi", "2010", (2,)),
+        ("không một mươi lăm", "015", ()),  # "một mươi" is a tens reading, said
+        ("mười tư", "14", ()),  # mười starts a number
+        ("muoi tư", "14", ()),  # a toneless muoi alone is mười, not a lost digit
+        ("một trăm mươi", "110", ()),  # after trăm the tens are said as mươi
+    ],
+)
+def test_a_bare_muoi_reports_its_guessed_tens(
+    reader: NumberReader, text: str, expected: str, guessed: tuple[int, ...]
+) -> None:
+    r = reader.read_digits(text)
+    assert (r.digits, r.guessed) == (expected, guessed)
+
+
 def test_code_read_in_groups(reader: NumberReader) -> None:
     text = "không một, hai mươi ba, bốn mươi lăm, sáu mươi bảy, tám mươi chín"
     assert digits(reader, text) == "0123456789"

@@ -33,8 +33,10 @@ alias, fuzzy or no-mark matching are reported in :attr:`DigitReading.fuzzy`.
 Inherently ambiguous readings, and how they are resolved:
 
 * **mười / mươi** differ only by tone. Exact "mười" is always 10 ("hai mười" = 2, 10). Exact
-  "mươi" after a digit makes tens; alone it is taken as 10. A fuzzy match of either
-  ("muoi", "mưoi") is "mươi" when a digit word comes right before it, else "mười".
+  "mươi" after a digit makes tens; alone it is taken as 10, but its "1" is a guess (nobody
+  starts a number with "mươi": "ba mươi tư" whose "ba" the line ate reads "mươi tư"), so its
+  position is reported in :attr:`DigitReading.guessed`. A fuzzy match of either ("muoi",
+  "mưoi") is "mươi" when a digit word comes right before it, else "mười".
 * **Group boundaries** are not heard when the recogniser writes no pauses: "hai mươi ba" is
   23 (never 20, 3), "mười hai" is 12, "hai trăm năm" is 250. A pause from the recogniser
   (comma, full stop, dash) ends a group: "hai mươi, ba" is 203. Fillers do not end a group,
@@ -102,13 +104,16 @@ class DigitReading:
     ``digits`` are 0-9 in spoken order (after the last restart, when ``restart``); ``unknown``
     the words that were neither digits, fillers nor restart words; ``fuzzy`` the (heard,
     table word) pairs accepted by fuzzy or alias matching. Both lists, like the digits, cover
-    only what was said after the last restart. The repr shows counts, not digits.
+    only what was said after the last restart. ``guessed``: positions in ``digits`` that no
+    word said, filled in by a rule (the tens "1" of a "mươi" with no digit before it), which
+    the dialog treats as unsure. The repr shows counts, not digits.
     """
 
     digits: str = ""
     restart: bool = False
     unknown: tuple[str, ...] = ()
     fuzzy: tuple[tuple[str, str], ...] = ()
+    guessed: tuple[int, ...] = ()
 
     @property
     def usable(self) -> bool:
@@ -422,8 +427,13 @@ class NumberReader:
         items = self._resolve_tens(items)
         unknown = tuple(it.heard for it in items if it.kind in (_UNKNOWN, _NOT_DIGITS))
         fuzzy = tuple(it.fuzzy for it in items if it.fuzzy is not None)
-        digits = "".join(_group(segment) for segment in _segments(items))
-        return DigitReading(digits, bool(restarts), unknown, fuzzy)
+        digits = ""
+        guessed: list[int] = []
+        for segment in _segments(items):
+            part, guesses = _group(segment)
+            guessed += [len(digits) + g for g in guesses]
+            digits += part
+        return DigitReading(digits, bool(restarts), unknown, fuzzy, tuple(guessed))
 
     def keypad_digits(self, keys: str) -> DigitReading:
         """Keys 0-9 are digits; the restart key (*) drops what came before it; the end key (#)
@@ -629,9 +639,11 @@ def _segments(items: Sequence[_Item]) -> list[list[_Item]]:
     return [s for s in segments if s]
 
 
-def _group(seg: Sequence[_Item]) -> str:
-    """Digits of one segment: a left-to-right pass with one token of lookahead or two."""
+def _group(seg: Sequence[_Item]) -> tuple[str, list[int]]:
+    """Digits of one segment: a left-to-right pass with one token of lookahead or two; and the
+    positions (in those digits) that a rule filled in rather than a word said."""
     out: list[str] = []
+    guessed: list[int] = []
 
     def kind(j: int) -> str:
         return seg[j].kind if j < len(seg) else ""
@@ -675,6 +687,8 @@ def _group(seg: Sequence[_Item]) -> str:
             else:
                 i += 1
         elif item.kind in (_TEN, _TENS):  # mười, or mươi with no digit before it
+            if item.kind == _TENS:  # its tens digit was not said: most likely lost
+                guessed.append(len("".join(out)))
             out.append("1")
             i = unit(i + 1)
         elif item.kind == _HUNDRED:  # "trăm" alone: one hundred
@@ -683,4 +697,4 @@ def _group(seg: Sequence[_Item]) -> str:
         else:  # a numeral, as written
             out.append(item.value)
             i += 1
-    return "".join(out)
+    return "".join(out), guessed
