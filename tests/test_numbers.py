@@ -190,7 +190,8 @@ def test_pauses_end_groups(reader: NumberReader, text: str, expected: str) -> No
         ("không một mươi lăm", "015", ()),  # "một mươi" is a tens reading, said
         ("mười tư", "14", ()),  # mười starts a number
         ("muoi tư", "14", ()),  # a toneless muoi alone is mười, not a lost digit
-        ("một trăm mươi", "110", ()),  # after trăm the tens are said as mươi
+        ("một trăm mươi", "110", (1,)),  # "một trăm [ba] mươi": its tens lost as well
+        ("một trăm mười", "110", ()),
     ],
 )
 def test_a_bare_muoi_reports_its_guessed_tens(

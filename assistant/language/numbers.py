@@ -105,8 +105,9 @@ class DigitReading:
     the words that were neither digits, fillers nor restart words; ``fuzzy`` the (heard,
     table word) pairs accepted by fuzzy or alias matching. Both lists, like the digits, cover
     only what was said after the last restart. ``guessed``: positions in ``digits`` that no
-    word said, filled in by a rule (the tens "1" of a "mươi" with no digit before it), which
-    the dialog treats as unsure. The repr shows counts, not digits.
+    word said, filled in by a rule (the tens "1" of a "mươi" with no digit before it, or with
+    only "trăm" before it), which the dialog treats as unsure. The repr shows counts, not
+    digits.
     """
 
     digits: str = ""
@@ -658,6 +659,8 @@ def _group(seg: Sequence[_Item]) -> tuple[str, list[int]]:
 
     def after_hundred(j: int) -> int:
         if kind(j) in (_TEN, _TENS):
+            if kind(j) == _TENS:  # "một trăm [ba] mươi": the tens digit was not said
+                guessed.append(len("".join(out)))
             out.append("1")
             return unit(j + 1)
         if kind(j) == _DIGIT:
