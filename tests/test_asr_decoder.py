@@ -656,6 +656,49 @@ def test_yesno_a_faint_unrivalled_answer_is_heard() -> None:
     assert YESNO.decode(faint({})) == []
 
 
+def levels_of(n: int, loud: dict[int, float], floor: float = -40.0) -> npt.NDArray[np.float32]:
+    """The audio's level per output frame (dB): ``floor`` but for the given frames."""
+    out = np.full(n, floor, dtype=np.float32)
+    for t, db in loud.items():
+        out[t] = db
+    return out
+
+
+def test_yesno_a_word_far_below_the_turns_loudest_speech_is_someone_elses() -> None:
+    # The model writes a word about five frames after its loudest audio. A caller's "không"
+    # the model missed (loud audio at 2-4, no word written) and a quieter "ok" from a voice
+    # nearby (written at 14, its audio at 9-10, 12 dB below): no answer, rather than a wrong one.
+    quiet_ok: list[Frame] = [*["-"] * 14, "ok", *["-"] * 3]
+    scores = frames(quiet_ok, YN)
+    caller_missed = levels_of(18, {2: 0.0, 3: 0.0, 4: 0.0, 9: -12.0, 10: -12.0})
+    assert text(YESNO.decode(scores)) == "ok"  # without levels, every word is the caller's
+    assert YESNO.decode(scores, caller_missed) == []
+    # The same word as the loudest speech of the turn, or within the margin: heard.
+    assert text(YESNO.decode(scores, levels_of(18, {8: 0.0, 9: 0.0, 10: 0.0}))) == "ok"
+    assert text(YESNO.decode(scores, levels_of(18, {2: 0.0, 3: 0.0, 9: -8.0, 10: -8.0}))) == "ok"
+    # The caller's answer beside a voice nearby: the caller's answer, the other as other speech.
+    two: list[Frame] = [*["-"] * 6, "không", *["-"] * 7, "ok", *["-"] * 3]
+    both = frames(two, YN)
+    out = YESNO.decode(both, levels_of(18, {1: 0.0, 2: 0.0, 3: 0.0, 9: -14.0, 10: -14.0}))
+    assert out[0].words == ("không", UNKNOWN_WORD)
+    assert YesNoDecoder(background_db=None).decode(both, levels_of(18, {2: 0.0}))[0].words == (
+        "không",
+        "ok",
+    )
+
+
+def test_yesno_a_faint_answer_from_a_voice_nearby_is_not_heard() -> None:
+    scores = faint({15: ("đúng", 0.08)}, n=20)
+    assert text(YESNO.decode(scores, levels_of(20, {10: -15.0, 1: 0.0, 2: 0.0, 3: 0.0}))) == ""
+    assert text(YESNO.decode(scores, levels_of(20, {10: 0.0, 11: 0.0, 12: 0.0}))) == "đúng"
+
+
+def test_yesno_a_turn_without_levels_or_with_too_few_is_heard_as_before() -> None:
+    scores = frames(said("đúng", "rồi"), YN)
+    assert text(YESNO.decode(scores, np.zeros(0, dtype=np.float32))) == "đúng rồi"
+    assert text(YESNO.decode(scores, levels_of(2, {0: 0.0}))) == "đúng rồi"
+
+
 def test_yesno_counts_tone_neighbours_of_the_answer_words() -> None:
     classes = YESNO.word_classes({w: i for i, w in enumerate([*YN, "cò", "sái"])})
     members = dict(zip(YN, classes.members, strict=True))

@@ -428,6 +428,42 @@ def test_corpus_telephone_answers(recognizer: OnnxRecognizer, reader: Any) -> No
 
 
 @pytest.mark.corpus
+def test_corpus_a_yes_from_a_voice_nearby_does_not_answer_for_the_caller(
+    recognizer: OnnxRecognizer, reader: Any
+) -> None:
+    """A caller's "chưa" or "sai" (the corpus speaker) and, 0.25 s after it, a telephone
+    "đúng" 14 dB quieter: someone near the caller. The quieter word is not the caller's answer:
+    without the level rule "chưa" came out as a yes and "sai" as unclear. The same "đúng" on its
+    own, as quiet, is a caller's answer and heard."""
+    root = shared_corpus_dir()
+    if root is None:
+        pytest.skip("shared corpus not present")
+    from assistant.audio.resample import resample
+
+    def load(name: str) -> npt.NDArray[np.float64]:
+        with wave.open(str(root / name)) as w:
+            rate = w.getframerate()
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
+        return resample(pcm, rate, 16000).astype(np.float64)
+
+    nearby = load("undertheseanlp_diadiem/train/DDUSNG0011.wav") * 10 ** (-14 / 20)
+    session = recognizer.open_session()
+    for word in ("chua", "sai"):
+        caller = load(f"lephuongbg_words/lephuong/{word}.wav")
+        mix = np.zeros(len(caller) + 4000 + len(nearby) + 8000)
+        mix[: len(caller)] += caller
+        mix[len(caller) + 4000 : len(caller) + 4000 + len(nearby)] += nearby
+        turn = np.clip(mix, -32768, 32767).astype(np.int16)
+        heard = decode(session, turn, ListenSpec(ListenMode.YESNO))
+        assert reader.read_yesno(heard.text) in (None, reader.read_yesno(word)), heard.text
+    alone = np.concatenate([np.zeros(4000), nearby, np.zeros(8000)]).astype(np.int16)
+    assert (
+        str(reader.read_yesno(decode(session, alone, ListenSpec(ListenMode.YESNO)).text)) == "yes"
+    )
+    session.close()
+
+
+@pytest.mark.corpus
 def test_corpus_an_answer_free_mode_hears_is_that_answer_in_yes_no_mode(
     recognizer: OnnxRecognizer, reader: Any
 ) -> None:
@@ -580,6 +616,49 @@ def test_scripted_digits_go_through_the_whole_engine(reader: Any) -> None:
     # Nothing lost at chunk boundaries: every peak, wherever it fell, was heard.
     assert scripted.calls == 5  # 198 feature frames: 4 full chunks and a padded one
     session.close()
+
+
+def test_a_yes_no_session_hears_the_level_of_its_own_audio_and_not_the_contexts(
+    reader: Any,
+) -> None:
+    """The scripted model writes "không" at the turn's output frame 8 and "đúng" at 28; the audio is
+    loud at 0.05-0.3 s (frames 1-7, before "không") and 16 dB quieter at 0.85-1.1 s (before
+    "đúng"): the quieter word is someone else's. The context before the turn, however loud,
+    is not the turn's loudest speech."""
+    words = tuple(dict.fromkeys(ALL_WORDS))
+    ids = {w: 2 + i for i, w in enumerate(words)}
+    rec = OnnxRecognizer(
+        fake_model_data(words),
+        # the same words 40 frames later for the turn after two seconds (four steps) of context
+        chunk_model=ScriptedModel(
+            {8: ids["không"], 28: ids["đúng"], 48: ids["không"], 68: ids["đúng"]}
+        ),
+        prime_seconds=0,
+    )
+    pcm = np.zeros(int(16000 * 1.6), dtype=np.int16)
+    rng = np.random.default_rng(1)
+    pcm[800:4800] = (rng.standard_normal(4000) * 3000).astype(np.int16)
+    pcm[13600:17600] = (rng.standard_normal(4000) * 3000 * 10 ** (-16 / 20)).astype(np.int16)
+    session = rec.open_session()
+    assert decode(session, pcm, ListenSpec(ListenMode.YESNO)).text == "không <unk>"
+    session.begin(ListenSpec(ListenMode.YESNO))
+    session.context((rng.standard_normal(16000 * 2) * 20000).astype(np.int16))
+    for i in range(0, len(pcm), 320):
+        session.feed(pcm[i : i + 320])
+    assert session.end().text == "không <unk>"
+    # Both words as loud: both heard, and no answer can be read from them.
+    pcm[13600:17600] = (rng.standard_normal(4000) * 3000).astype(np.int16)
+    both = decode(session, pcm, ListenSpec(ListenMode.YESNO)).text
+    assert both == "không đúng"
+    session.close()
+
+
+def test_frame_levels_are_the_level_of_each_40_ms_of_audio() -> None:
+    from assistant.asr.engine import frame_levels
+
+    loud = np.full(640, 1000, dtype=np.int16)
+    levels = frame_levels([loud[:300], loud[300:], np.full(320, 100, dtype=np.int16)])
+    assert levels == pytest.approx([60.0, 40.0], abs=0.01)  # the last 20 ms on their own
 
 
 # -- the running reading (endpointing) ----------------------------------------------------------

@@ -693,6 +693,12 @@ def _share(
     return mine / max(mine + rival, 1e-12)
 
 
+def _peak(scores: FrameScores, path: Path, i: int) -> int:
+    """The frame of the i-th word's span where its own class is most likely."""
+    start, end = path.spans[i]
+    return start + int(scores.words[start : end + 1, path.words[i]].argmax())
+
+
 def _softmax(values: Sequence[float]) -> list[float]:
     top = max(values)
     exps = [math.exp(v - top) for v in values]
@@ -1080,6 +1086,17 @@ class YesNoDecoder:
     #: answer").
     weak_presence: float = 0.05
     weak_ratio: float = 5.0
+    #: A word whose audio is more than this many dB below the turn's loudest speech is someone
+    #: else's (people talking near the caller): written as unknown speech (``None``: never).
+    #: The caller's own answer is the loudest speech of a yes/no turn; a voice nearby, heard
+    #: over the caller's phone, is quieter. Chosen on the panel's recorded, GSM and pink-noise
+    #: answers, babble held out: every word of a right answer there is within 2 dB of the
+    #: turn's loudest 120 ms; 10 dB is the lowest signal-to-noise ratio the panel's noisy lines
+    #: have, and leaves a caller's softer second word room (README, "Someone else's yes").
+    background_db: float | None = 10.0
+    #: The frames, before and after a word's peak frame, whose audio is its level: the model
+    #: writes a word about 200 ms (five output frames) after the loudest part of its audio.
+    level_window: tuple[int, int] = (8, 1)
     max_words: int = 4
     nbest: int = 3
     aliases: tuple[tuple[Mapping[str, Sequence[str]], float], ...] = (
@@ -1100,12 +1117,36 @@ class YesNoDecoder:
             for i in range(len(words))
         ]
 
-    def decode(self, scores: FrameScores) -> list[Scored]:
+    def decode(self, scores: FrameScores, levels: FloatArray | None = None) -> list[Scored]:
+        """N-best readings, best first. ``levels``: the audio's level per output frame (dB,
+        any reference), to tell the caller's words from quieter voices nearby
+        (:attr:`background_db`); ``None``: every word is the caller's."""
         if scores.num_frames == 0:
             return []
-        return self._search(scores) or self._faint_answer(scores)
+        quiet = self._quiet_frames(scores.num_frames, levels)
+        return self._search(scores, quiet) or self._faint_answer(scores, quiet)
 
-    def _search(self, scores: FrameScores) -> list[Scored]:
+    def _quiet_frames(self, num_frames: int, levels: FloatArray | None) -> npt.NDArray[np.bool_]:
+        """Frames at which a word would be someone else's: the loudest audio of the frames
+        before and after it (:attr:`level_window`) more than :attr:`background_db` below the
+        turn's loudest three frames (120 ms)."""
+        quiet = np.zeros(num_frames, dtype=np.bool_)
+        if self.background_db is None or levels is None or len(levels) == 0:
+            return quiet
+        db = np.full(num_frames, -np.inf)
+        n = min(num_frames, len(levels))
+        db[:n] = levels[:n]
+        power = np.power(10.0, db / 10.0)
+        span = min(3, num_frames)
+        loudest = 10.0 * math.log10(
+            max(np.convolve(power, np.ones(span) / span, "valid").max(), 1e-30)
+        )
+        before, after = self.level_window
+        padded = np.concatenate([np.full(before, -np.inf), db, np.full(after, -np.inf)])
+        windows = np.lib.stride_tricks.sliding_window_view(padded, before + after + 1)
+        return np.asarray(windows.max(axis=1) < loudest - self.background_db)
+
+    def _search(self, scores: FrameScores, quiet: npt.NDArray[np.bool_]) -> list[Scored]:
         paths = viterbi(scores, self.grammar, self.params, self.max_words)
         if not paths:
             return []
@@ -1113,7 +1154,7 @@ class YesNoDecoder:
         cands: list[tuple[tuple[str, ...], float, tuple[float, ...]]] = []
         for k, path in paths.items():
             score = path.score - (self.empty_penalty if k == 0 else 0.0)
-            text, confidences = self._reading(scores, path, classes)
+            text, confidences = self._reading(scores, path, classes, quiet)
             cands.append((text, score, confidences))
         best = max(range(len(cands)), key=lambda i: cands[i][1])
         best_path = paths[list(paths)[best]]
@@ -1130,7 +1171,7 @@ class YesNoDecoder:
                 best_path.spans,
                 best_path.fillers,
             )
-            text, _ = self._reading(scores, swapped, classes)
+            text, _ = self._reading(scores, swapped, classes, quiet)
             cands.append((text, cands[best][1] + float(gains[j]), ()))
         merged: dict[tuple[str, ...], tuple[float, tuple[float, ...]]] = {}
         for ws, score, wc in cands:
@@ -1150,11 +1191,12 @@ class YesNoDecoder:
                 break
         return out
 
-    def _faint_answer(self, scores: FrameScores) -> list[Scored]:
+    def _faint_answer(self, scores: FrameScores, quiet: npt.NDArray[np.bool_]) -> list[Scored]:
         """When the search hears nothing: the one answer (yes or no) whose words hold at least
         ``weak_presence`` at some frame while nothing in the whole turn rivals it (the other
         answer's words, any other word or token, each ``weak_ratio`` times weaker at their
-        peaks), as its most likely word at its peak, scored by that posterior; else nothing."""
+        peaks), as its most likely word at its peak, scored by that posterior; else nothing.
+        Not at a frame where a word would be someone else's (``quiet``)."""
         reader = number_reader()
         meaning = [reader.read_yesno(w) for w in self.grammar.words]
         probs = np.exp(scores.words.astype(np.float64))
@@ -1176,13 +1218,20 @@ class YesNoDecoder:
         if peak < self.weak_presence or peak < self.weak_ratio * rival:
             return []
         t = int(probs[:, own].sum(axis=1).argmax())
+        if quiet[t]:
+            return []
         word = own[int(probs[t, own].argmax())]
         return [Scored((self.grammar.words[word],), math.log(peak), 1.0, (peak,))]
 
     def _reading(
-        self, scores: FrameScores, path: Path, classes: Sequence[Sequence[int]]
+        self,
+        scores: FrameScores,
+        path: Path,
+        classes: Sequence[Sequence[int]],
+        quiet: npt.NDArray[np.bool_],
     ) -> tuple[tuple[str, ...], tuple[float, ...]]:
-        """The path's words in time order, other speech as :data:`UNKNOWN_WORD`, with scores."""
+        """The path's words in time order, other speech (and a word someone else said:
+        ``quiet`` at its peak frame) as :data:`UNKNOWN_WORD`, with scores."""
         items = [
             (path.spans[i][0], self.grammar.words[w], _word_confidence(scores, path, i, classes))
             for i, w in enumerate(path.words)
@@ -1195,6 +1244,7 @@ class YesNoDecoder:
             path.spans[i][0]
             for i in range(len(path.words))
             if _share(scores, path, i, classes) > self.min_share
+            and not quiet[_peak(scores, path, i)]
         }
         items = [
             (t, w if (t in keep and c >= self.min_presence) else UNKNOWN_WORD, c)

@@ -374,6 +374,10 @@ class OnnxSession(SessionGuard):
         #: the gain the last utterance was heard again with (dB; 0.0: as it came)
         self.raised_db = 0.0
         self._scores: list[FrameScores] = []
+        #: yes/no mode: the turn's own samples (not the context before it), for the level of
+        #: each output frame with which the decoder tells the caller's words from quieter
+        #: voices nearby (:func:`frame_levels`)
+        self._heard: list[npt.NDArray[np.int16]] = []
         #: digits mode: the digit search, fed every step's frames as they come (see _keep)
         self._search = (
             self._rec.digits.search(spec.expected_digits)
@@ -430,6 +434,8 @@ class OnnxSession(SessionGuard):
     def feed(self, pcm: PCM) -> str:
         spec = self._require_spec()
         samples = self._samples(pcm, SAMPLE_RATE)
+        if spec.mode is ListenMode.YESNO and len(samples):
+            self._heard.append(samples.copy())
         if self._peak is not None:
             self._peak.add(samples)
         self._add_frames(self._fbank.accept(samples))
@@ -524,6 +530,7 @@ class OnnxSession(SessionGuard):
         self._mark_closed()
         self._search = None
         self._scores = []
+        self._heard = []
         self._best_ids = []
         self._best_logp = []
 
@@ -661,7 +668,8 @@ class OnnxSession(SessionGuard):
                 found = self._rec.digits.decode(scores, spec.expected_digits, self._search)
             else:
                 scores = self._frame_scores(len(self._rec.yesno.grammar.words))
-                found = self._rec.yesno.decode(scores)
+                levels = frame_levels(self._heard) if self._heard else None
+                found = self._rec.yesno.decode(scores, levels)
         except DECODER_FAULTS as exc:
             raise _decoder_failed(exc) from exc
         return Recognition(tuple(_hypothesis(s) for s in found))
@@ -703,6 +711,21 @@ def _greedy_reading(
         return "", (), 0
     spoken = np.flatnonzero(best != 0)
     return " ".join(found), tuple(peaks), len(best) - int(spoken[-1]) - 1
+
+
+def frame_levels(pieces: list[npt.NDArray[np.int16]]) -> Float32:
+    """The level (dB, of the mean square of the int16 samples) of each output frame's stretch
+    of audio (40 ms; the last one partial), from the turn's first sample on."""
+    samples = np.concatenate(pieces).astype(np.float64)
+    hop = round(OUTPUT_FRAME_S * SAMPLE_RATE)
+    n = -(-len(samples) // hop)
+    padded = np.zeros(n * hop)
+    padded[: len(samples)] = samples
+    power = (padded.reshape(n, hop) ** 2).sum(axis=1)
+    counts = np.full(n, float(hop))
+    counts[-1] = len(samples) - (n - 1) * hop
+    levels: Float32 = (10.0 * np.log10(power / counts + 1.0)).astype(np.float32)
+    return levels
 
 
 def _hypothesis(scored: Scored) -> Hypothesis:
