@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import signal
 import threading
@@ -160,6 +161,12 @@ def _stop_line(line: Line) -> None:
     last = line.box.stdout().strip().splitlines()[-1]
     assert json.loads(last) == {"calls": len(line.box.summary_paths())}
     assert "Traceback" not in log, log[-3000:]
+    # where the start-up time went, once the box was ready (issue 11: ready within 3 s)
+    assert re.search(
+        r"ready \d+\.\d\d s after the process started: interpreter and imports "
+        r"[\d.]+ s, accounts [\d.]+ s, engines [\d.]+ s, prompts [\d.]+ s, SIP [\d.]+ s",
+        log,
+    )
     leaked = [s for s in line.secrets() if s in log]
     assert not leaked, "the box log holds a code, phone number or password"
 

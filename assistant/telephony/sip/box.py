@@ -36,6 +36,7 @@ from assistant.core.settings import SpeechSettings, check_vad
 from assistant.ops.logs import call_context, use_json_logs
 from assistant.ops.memory import limit_malloc_arenas, release_free_memory
 from assistant.ops.metrics import BoxMetrics, MeteredChannel, MeteredSession, parse_listen, serve
+from assistant.ops.startup import StartupClock
 from assistant.telephony.sip.callerid import CallerTrust
 from assistant.telephony.sip.rtprio import DEFAULT_PRIORITY
 
@@ -214,6 +215,7 @@ class SipSettings:
 
 
 def run_sip(settings: SipSettings) -> int:
+    clock = StartupClock()
     from assistant.telephony.sip.transport import BaresipTransport
 
     if settings.log_format == "json":
@@ -228,11 +230,14 @@ def run_sip(settings: SipSettings) -> int:
     limits = LimitSettings.parse(settings.limits) if settings.limits is not None else None
     ready = settings.max_calls if settings.ready_passwords is None else settings.ready_passwords
     store = SqlAccountStore(settings.db_url, limits=limits, ready_passwords=min(ready, MAX_POOL))
+    clock.mark("accounts")
     with Box.open(box_settings, store=store) as box:
+        clock.mark("engines")
         box.store.health()  # fail now, not on the first caller
         assert box.voice is not None and box.recognizer is not None
         box.voice.preload()  # fixed prompts rendered once, before the first call
         release_free_memory()  # what loading freed, back to the system before the calls
+        clock.mark("prompts")
         handler = SipBox(
             box,
             log_dir=settings.log_dir,
@@ -256,14 +261,18 @@ def run_sip(settings: SipSettings) -> int:
         )
         signal.signal(signal.SIGTERM, lambda *_: transport.drain())
         signal.signal(signal.SIGINT, lambda *_: transport.stop())
-        if settings.ready_file is not None:
-            ready_file: Path = settings.ready_file
+        ready_file = settings.ready_file
 
-            def announce() -> None:
-                if transport.wait_ready(30):
-                    ready_file.write_text("ready\n", encoding="utf-8")
+        def announce() -> None:
+            if not transport.wait_ready(30):
+                log.warning("the SIP stack was not ready 30 s after it was started")
+                return
+            clock.mark("SIP")
+            log.warning("%s", clock.summary())
+            if ready_file is not None:
+                ready_file.write_text("ready\n", encoding="utf-8")
 
-            threading.Thread(target=announce, daemon=True, name="sip-ready").start()
+        threading.Thread(target=announce, daemon=True, name="sip-ready").start()
         log.warning("answering SIP calls on %s (engine %s)", settings.listen, box.recognizer.name)
         try:
             transport.serve(handler.handle_call, on_call_end=handler.call_ended)
