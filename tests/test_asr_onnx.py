@@ -653,6 +653,33 @@ def test_a_yes_no_session_hears_the_level_of_its_own_audio_and_not_the_contexts(
     session.close()
 
 
+def test_a_yes_no_running_reading_leaves_out_someone_elses_words_too() -> None:
+    """What ends a turn early agrees with what the turn is heard as: a "đúng" 16 dB below the
+    turn's loudest speech (the caller's, which the model did not write) is not a clear yes."""
+    words = tuple(dict.fromkeys(ALL_WORDS))
+    ids = {w: 2 + i for i, w in enumerate(words)}
+    rec = OnnxRecognizer(
+        fake_model_data(words), chunk_model=ScriptedModel({28: ids["đúng"]}), prime_seconds=0
+    )
+    rng = np.random.default_rng(2)
+    pcm = np.zeros(int(16000 * 1.6), dtype=np.int16)
+    pcm[800:4800] = (rng.standard_normal(4000) * 3000).astype(np.int16)
+    pcm[13600:17600] = (rng.standard_normal(4000) * 3000 * 10 ** (-16 / 20)).astype(np.int16)
+    session = rec.open_session()
+    session.begin(ListenSpec(ListenMode.YESNO))
+    for i in range(0, len(pcm), 320):
+        session.feed(pcm[i : i + 320])
+    assert session.reading(flush=True).text == ""
+    assert session.end().text == ""
+    pcm[800:4800] = 0  # no louder speech in the turn: the "đúng" is the caller's
+    session.begin(ListenSpec(ListenMode.YESNO))
+    for i in range(0, len(pcm), 320):
+        session.feed(pcm[i : i + 320])
+    assert session.reading(flush=True).text == "đúng"
+    assert session.end().text == "đúng"
+    session.close()
+
+
 def test_frame_levels_are_the_level_of_each_40_ms_of_audio() -> None:
     from assistant.asr.engine import frame_levels
 

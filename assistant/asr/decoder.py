@@ -1123,10 +1123,10 @@ class YesNoDecoder:
         (:attr:`background_db`); ``None``: every word is the caller's."""
         if scores.num_frames == 0:
             return []
-        quiet = self._quiet_frames(scores.num_frames, levels)
+        quiet = self.quiet_frames(scores.num_frames, levels)
         return self._search(scores, quiet) or self._faint_answer(scores, quiet)
 
-    def _quiet_frames(self, num_frames: int, levels: FloatArray | None) -> npt.NDArray[np.bool_]:
+    def quiet_frames(self, num_frames: int, levels: FloatArray | None) -> npt.NDArray[np.bool_]:
         """Frames at which a word would be someone else's: the loudest audio of the frames
         before and after it (:attr:`level_window`) more than :attr:`background_db` below the
         turn's loudest three frames (120 ms)."""

@@ -480,7 +480,11 @@ class OnnxSession(SessionGuard):
         scores = self._frame_scores(len(words))
         if tail is not None:
             scores = FrameScores.concat([scores, self._rec.restrict(tail, spec.mode)], len(words))
-        text, confidences, blank = _greedy_reading(scores, words)
+        quiet = None
+        if spec.mode is ListenMode.YESNO and self._heard:
+            # someone else's words end a turn no more than they answer for the caller
+            quiet = self._rec.yesno.quiet_frames(scores.num_frames, frame_levels(self._heard))
+        text, confidences, blank = _greedy_reading(scores, words, quiet)
         return PartialReading(text, confidences, heard_s, blank * OUTPUT_FRAME_S)
 
     def _flush_step(self, urgent: bool = True) -> Float32 | None:
@@ -686,10 +690,12 @@ def _decoder_failed(exc: Exception) -> RecognizerError:
 
 
 def _greedy_reading(
-    scores: FrameScores, words: tuple[str, ...]
+    scores: FrameScores, words: tuple[str, ...], quiet: npt.NDArray[np.bool_] | None = None
 ) -> tuple[str, tuple[float, ...], int]:
     """Words of the best class per frame (blank and filler dropped, CTC repeats merged), each
-    word's peak posterior, and the number of blank frames after the last word."""
+    word's peak posterior, and the number of blank frames after the last word. ``quiet``: the
+    frames where a word is someone else's (:meth:`YesNoDecoder.quiet_frames`); a word whose
+    peak is at one is dropped as other speech is."""
     if scores.num_frames == 0:
         return "", (), 0
     table = np.concatenate([scores.blank[:, None], scores.words, scores.other[:, None]], axis=1)
@@ -697,6 +703,7 @@ def _greedy_reading(
     num_words = scores.words.shape[1]
     found: list[str] = []
     peaks: list[float] = []
+    at: list[int] = []
     prev = -1
     for t, label in enumerate(best.tolist()):
         if 1 <= label <= num_words:
@@ -704,9 +711,13 @@ def _greedy_reading(
             if label != prev:
                 found.append(words[label - 1])
                 peaks.append(p)
-            else:
-                peaks[-1] = max(peaks[-1], p)
+                at.append(t)
+            elif p > peaks[-1]:
+                peaks[-1], at[-1] = p, t
         prev = label
+    if quiet is not None:
+        kept = [i for i, t in enumerate(at) if not quiet[t]]
+        found, peaks = [found[i] for i in kept], [peaks[i] for i in kept]
     if not found:
         return "", (), 0
     spoken = np.flatnonzero(best != 0)
