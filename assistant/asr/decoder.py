@@ -681,9 +681,8 @@ def _share(
     other word of the grammar, or any other token of the model). Above 0.5, no other speech is
     as likely there as this answer: a word that is the best non-blank class of its frame, as
     free mode would write it, passes."""
-    start, end = path.spans[i]
     w = path.words[i]
-    t = start + int(scores.words[start : end + 1, w].argmax())
+    t = _peak(scores, path, i)
     row = np.exp(scores.words[t].astype(np.float64))
     groups = {tuple(classes[j]) if classes else (j,) for j in range(len(row))}
     own = tuple(classes[w]) if classes else (w,)
