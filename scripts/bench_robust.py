@@ -89,9 +89,10 @@ from assistant.audio.endpoint import EndpointSettings
 from assistant.audio.g711 import phone_line
 from assistant.audio.resample import resample
 from assistant.audio.vad import VoiceActivity, make_vad
-from assistant.call.channels.live import LiveSettings
+from assistant.call.channels.live import GrammarJudge, LiveChannel, LiveSettings
 from assistant.call.channels.replay import recognize_turn
-from assistant.core.dialog import Heard
+from assistant.call.prompt_voice import PromptVoice
+from assistant.core.dialog import Heard, Listen
 from assistant.core.paths import shared_corpus_dir
 from assistant.core.ports import (
     PCM,
@@ -104,6 +105,9 @@ from assistant.core.ports import (
 )
 from assistant.core.settings import VAD_ENGINES
 from assistant.language.numbers import NumberReader
+from assistant.language.prompts import Prompts
+from assistant.testing.audio import FakeSynthesizer
+from assistant.testing.media import ScriptedMedia, Silence, Speak
 from dialogs.reset import Phase, ResetDialog, ResetState
 
 HELD_OUT = "babble"
@@ -414,6 +418,52 @@ def hear(
     return result, time.process_time() - started
 
 
+#: the phone line's rate, at which a live call's channel hears its turns
+LINE_RATE = 8000
+
+
+@dataclass(frozen=True)
+class LiveEars:
+    """Hears a code the way a SIP call's channel does, turn end included: the box's
+    :class:`~assistant.call.channels.live.LiveChannel` over a simulated 8 kHz line (time as
+    data: nothing sleeps), with the grammar's early end (:class:`GrammarJudge`) and the
+    detector of ``--vad``. What :func:`hear` leaves out: a turn that the running reading
+    ends before the caller is done."""
+
+    reader: NumberReader
+    settings: LiveSettings
+    voice: PromptVoice
+
+    @staticmethod
+    def load(reader: NumberReader, settings: LiveSettings) -> LiveEars:
+        voice = PromptVoice(Prompts.load(), FakeSynthesizer(LINE_RATE), LINE_RATE)
+        return LiveEars(reader, settings, voice)
+
+    def hear(
+        self,
+        session: RecognizerSession,
+        rate: int,
+        pcm: PCM,
+        spec: ListenSpec,
+        vad: Callable[[int], VoiceActivity] | None,
+    ) -> Recognition:
+        """``pcm`` (the panel's 16 kHz recording, line before the turn included) as the
+        line delivers it, heard by a live channel listening for ``spec``'s digits."""
+        media = ScriptedMedia([Speak(resample(pcm, RATE, LINE_RATE)), Silence(4.0)])
+        channel = LiveChannel(
+            media,
+            session,
+            rate,
+            self.voice,
+            settings=self.settings,
+            clock=media.clock,
+            judge=GrammarJudge(self.reader),
+            vad=vad,
+        )
+        event = channel.listen(Listen.digits(spec.expected_digits))
+        return event.recognition if isinstance(event, Heard) else Recognition()
+
+
 FAMILIES: dict[str, tuple[str, ...]] = {
     "voice": ("tempo", "pitch", "formant", "espeak"),
     "reading": ("fast", "slow", "pairs", "grouped", "fillers", "parts"),
@@ -439,6 +489,8 @@ class Tally:
     wrong_whole_sure: int = 0  # of those, as many digits as said: read back as certain
     right_unsure: int = 0  # the right code, a digit marked unsure (read back as unsure)
     read_back: int = 0  # the dialog's answer to the turn: a read-back of exactly the right code
+    live_whole: int = 0  # the right code, heard as a live call's channel hears it (LiveEars)
+    live_n: int = 0
     cpu: float = 0.0
     audio: float = 0.0
 
@@ -451,6 +503,7 @@ def run_codes(
     settings: LiveSettings,
     vad: Callable[[int], VoiceActivity] | None,
     progress: Callable[[str], None],
+    live: LiveEars | None = None,
 ) -> dict[tuple[str, str], Tally]:
     out: dict[tuple[str, str], Tally] = {}
     first_turn = ResetState(phase=Phase.COLLECT, caller="0912345678", attempts=1)
@@ -474,6 +527,10 @@ def run_codes(
             t.read_back += state.phase is Phase.CONFIRM and state.candidate == code
             t.cpu += cpu
             t.audio += secs
+            if live is not None:
+                heard = live.hear(session, rec.sample_rate, pcm, spec, vad)
+                t.live_whole += judge.digits(heard)[0] == code
+                t.live_n += 1
         session.close()
         progress(f"{name}: codes done")
     return out
@@ -551,6 +608,12 @@ def main(argv: list[str] | None = None) -> int:
         default="silero",
         help="voice-activity detector a turn is heard with, as on the phone line",
     )
+    parser.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also hear every code as a SIP call's channel does, turn end included",
+    )
     args = parser.parse_args(argv)
 
     root = shared_corpus_dir()
@@ -616,7 +679,8 @@ def main(argv: list[str] | None = None) -> int:
         engines[name], secs, _ = load_engine(name, 1)
         progress(f"loaded {name} in {secs:.1f} s")
     vad = make_vad(args.vad, RATE)
-    codes = run_codes(engines, items, judge, dialog, settings, vad, progress)
+    live = LiveEars.load(reader, settings) if args.live else None
+    codes = run_codes(engines, items, judge, dialog, settings, vad, progress, live)
     yesno = run_yesno(engines, yesno_items, dialog, settings, vad, progress)
     report(args, engines, wanted, codes, yesno)
     print(f"\nwall time {time.perf_counter() - started:.0f} s")
@@ -640,11 +704,11 @@ def report(
     )
     head = " | ".join(
         f"{n} whole % | {n} DER % | {n} short | {n} wrong, sure | {n} right, unsure | "
-        f"{n} read back right %"
+        f"{n} read back right % | {n} live whole %"
         for n in names
     )
     print(f"\n| family | condition | n | {head} | onnx RTF |")
-    print("|---|---|---|" + "---|" * (6 * len(names)) + "---|")
+    print("|---|---|---|" + "---|" * (7 * len(names)) + "---|")
     for family, conds in FAMILIES.items():
         for cond in conds:
             if cond not in wanted or (names[0], cond) not in codes:
@@ -654,7 +718,8 @@ def report(
                 t = codes[n, cond]
                 cells.append(
                     f"{pct(t.whole, t.n)} | {pct(t.edits, t.digits)} | {t.short} | "
-                    f"{t.wrong_sure} | {t.right_unsure} | {pct(t.read_back, t.n)}"
+                    f"{t.wrong_sure} | {t.right_unsure} | {pct(t.read_back, t.n)} | "
+                    f"{pct(t.live_whole, t.live_n)}"
                 )
             o = codes.get(("onnx", cond))
             rtf = f"{o.cpu / o.audio:.3f}" if o and o.audio else "-"
@@ -668,14 +733,23 @@ def report(
         if tuned:
             whole = sum(t.whole for t in tuned) / sum(t.n for t in tuned)
             back = sum(t.read_back for t in tuned) / sum(t.n for t in tuned)
+            live_n = sum(t.live_n for t in tuned)
+            live = (
+                f", as a live call's channel hears them "
+                f"{pct(sum(t.live_whole for t in tuned), live_n).strip()} %"
+                if live_n
+                else ""
+            )
             print(
                 f"\n{n}: whole codes over the tuning conditions {100 * whole:.1f} % (read back "
-                f"right {100 * back:.1f} %)",
+                f"right {100 * back:.1f} %{live})",
                 end="",
             )
         if (n, HELD_OUT) in codes:
             h = codes[n, HELD_OUT]
             print(f"; held-out {HELD_OUT} {pct(h.whole, h.n).strip()} % (n={h.n})", end="")
+            if h.live_n:
+                print(f" (live {pct(h.live_whole, h.live_n).strip()} %)", end="")
         for check in CHECKS:
             if (n, check) in codes:
                 m = codes[n, check]

@@ -97,6 +97,42 @@ def test_without_readings_the_turn_waits_as_before() -> None:
     assert ended.at_s - ended.speech_end_s == pytest.approx(1.4, abs=0.021)
 
 
+def test_a_complete_reading_that_is_still_open_waits_the_open_silence() -> None:
+    """A code whose last word is a tens word ("... bốn mươi": 40) may still get its unit
+    ("ba": 43, as many digits), so it waits ``open_silence_s``, not the short silence."""
+    settings = EndpointSettings.digits()
+    assert settings.open_silence_s is not None
+    assert settings.complete_silence_s is not None
+    assert settings.complete_silence_s < settings.open_silence_s < settings.end_silence_s
+    ep, spoke_until = speak(settings)
+    reading = TurnReading(True, covers_s=spoke_until + 0.2, trailing_blank_s=0.2, open=True)
+    ended = quiet_until(ep, reading, spoke_until + 3.0)
+    assert ended is not None and ended.complete
+    waited = ended.at_s - ended.speech_end_s
+    assert settings.open_silence_s - 1e-9 <= waited < settings.open_silence_s + 0.021
+
+
+def test_an_open_reading_before_the_open_silence_leaves_the_turn_to_the_caller() -> None:
+    """The unit that follows after the short silence is heard: the turn is still going."""
+    ep, _ = speak()
+    feed(ep, silence(0.3, R))  # past complete_silence_s after the speech
+    assert ep.hear(TurnReading(True, covers_s=ep.now_s, trailing_blank_s=0.3, open=True)) == []
+    events = feed(ep, burst(0.4))  # "ba"
+    assert not ep.done and not any(isinstance(e, SpeechEnded) for e in events)
+    ended = quiet_until(ep, TurnReading(True, ep.now_s + 0.2, 0.2), ep.now_s + 3.0)
+    assert ended is not None and ended.complete
+    assert ended.at_s - ended.speech_end_s == pytest.approx(0.25, abs=0.021)
+
+
+def test_without_an_open_silence_an_open_reading_waits_the_long_silence() -> None:
+    settings = EndpointSettings(end_silence_s=1.4, complete_silence_s=0.25)
+    ep, spoke_until = speak(settings)
+    reading = TurnReading(True, covers_s=spoke_until + 0.2, trailing_blank_s=0.2, open=True)
+    ended = quiet_until(ep, reading, spoke_until + 3.0)
+    assert ended is not None and not ended.complete
+    assert ended.at_s - ended.speech_end_s == pytest.approx(1.4, abs=0.021)
+
+
 def test_a_reading_that_has_not_heard_the_end_of_speech_does_not_end_the_turn() -> None:
     ep, spoke_until = speak()
     stale = TurnReading(True, covers_s=spoke_until - 0.4, trailing_blank_s=0.3)
@@ -182,6 +218,9 @@ def test_grammar_settings_are_validated() -> None:
         {"speech_probability": 0.0},
         {"speech_probability": 0.4, "continue_probability": 0.6},
         {"complete_silence_s": 0.1},  # shorter than min_vad_quiet_s
+        {"complete_silence_s": 0.25, "open_silence_s": 0.2},  # shorter than the short one
+        {"complete_silence_s": 0.25, "open_silence_s": 2.0},  # longer than end_silence_s
+        {"open_silence_s": 0.5},  # without complete_silence_s
     ):
         with pytest.raises(ConfigError):
             EndpointSettings(**bad)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from assistant.accounts.store import SqlAccountStore
+from assistant.audio.endpoint import EndpointSettings
 from assistant.call.channels.live import GrammarJudge, LiveChannel, LiveSettings
 from assistant.call.prompt_voice import PromptVoice
 from assistant.call.runtime import CallRuntime, CallSummary
@@ -319,6 +320,44 @@ def test_the_judge_reads_like_the_dialog(reader: NumberReader) -> None:
     assert not judge.complete(yesno, PartialReading("đúng không"))  # contradictory: unclear
     assert not judge.complete(yesno, PartialReading(""))
     assert not judge.complete(ListenSpec(ListenMode.FREE), PartialReading("đúng"))
+
+
+def test_a_reading_that_ends_on_a_tens_word_is_still_open(reader: NumberReader) -> None:
+    judge = GrammarJudge(reader)
+    ten = ListenSpec(ListenMode.DIGITS, 10)
+    assert judge.still_open(ten, PartialReading("một hai ba bốn năm sáu bảy tám bốn mươi"))
+    assert judge.still_open(ten, PartialReading("một hai ba bốn năm sáu bảy tám chín mười"))
+    assert not judge.still_open(ten, PartialReading("một hai ba bốn năm sáu bảy tám bốn mươi ba"))
+    assert not judge.still_open(ten, PartialReading("một hai ba bốn năm sáu bảy tám chín không"))
+    assert not judge.still_open(ten, PartialReading(""))
+    assert not judge.still_open(ListenSpec(ListenMode.YESNO), PartialReading("mười"))
+
+
+OPEN_CODE = "một hai ba bốn năm sáu bảy tám bốn mươi"  # 1234567840: ten digits already
+
+
+def test_a_unit_said_after_a_tens_word_is_not_cut_off(voice, reader) -> None:  # type: ignore[no-untyped-def]
+    """ "... bốn mươi" is ten digits (40), but a caller who pauses before the unit ("ba":
+    43) longer than the short silence still has it heard."""
+    ears = ToneRecognizer([OPEN_CODE, "ba"])
+    media = ScriptedMedia(
+        [Silence(0.5), say(ears, OPEN_CODE), Silence(0.4), say(ears, "ba"), Silence(3.0)]
+    )
+    event, _ = listen_once(media, ears, voice, reader)
+    assert isinstance(event, Heard)
+    assert reader.read_digits(event.recognition.text).digits == "1234567843"
+
+
+def test_a_code_that_ends_on_a_tens_word_ends_after_the_open_silence(voice, reader) -> None:  # type: ignore[no-untyped-def]
+    ears = ToneRecognizer([OPEN_CODE])
+    media = ScriptedMedia([Silence(0.5), say(ears, OPEN_CODE), Silence(3.0)])
+    event, _ = listen_once(media, ears, voice, reader)
+    assert isinstance(event, Heard)
+    assert reader.read_digits(event.recognition.text).digits == "1234567840"
+    waited = media.clock() - 1.5  # the speech ended at 1.5 s
+    settings = EndpointSettings.digits()
+    assert settings.open_silence_s is not None
+    assert settings.open_silence_s - 1e-9 <= waited <= settings.open_silence_s + 0.06
 
 
 def test_a_flush_is_spent_only_when_the_reading_could_be_complete(reader: NumberReader) -> None:

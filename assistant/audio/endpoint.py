@@ -103,6 +103,9 @@ class EndpointSettings:
     initial_floor_dbfs: float = -50.0  # assumed noise floor before noise_window_s of audio
     #: Silence that ends a turn whose running reading is complete; ``None``: never early.
     complete_silence_s: float | None = None
+    #: ...and one whose complete reading is still open (:attr:`TurnReading.open`); ``None``:
+    #: such a reading waits ``end_silence_s`` as an incomplete one does
+    open_silence_s: float | None = None
     min_blank_s: float = 0.08  # blank the acoustic model must show after the last word
     min_vad_quiet_s: float = 0.15  # silence the voice-activity detector must have heard
     coverage_slack_s: float = 0.1  # a reading may stop this short of the end of speech
@@ -186,6 +189,16 @@ class EndpointSettings:
             )
         if quick is not None and self.min_vad_quiet_s > quick:
             raise ConfigError("endpoint min_vad_quiet_s cannot exceed complete_silence_s")
+        wait = self.open_silence_s
+        if wait is not None and not (
+            isinstance(wait, int | float)
+            and quick is not None
+            and quick <= wait <= self.end_silence_s
+        ):
+            raise ConfigError(
+                "endpoint open_silence_s must be in [complete_silence_s, end_silence_s] "
+                f"(and complete_silence_s set), got {wait!r}"
+            )
         if self.frame_s > 0.1:
             raise ConfigError(f"endpoint frame_s must be at most 0.1 s, got {self.frame_s!r}")
         if self.hangover_db > self.threshold_db:
@@ -196,8 +209,11 @@ class EndpointSettings:
     @staticmethod
     def digits() -> EndpointSettings:
         """For codes read aloud: callers pause between digit groups, so an incomplete code
-        waits long; a complete one ends after a short silence."""
-        return EndpointSettings(end_silence_s=1.4, no_input_s=8.0, complete_silence_s=0.25)
+        waits long; a complete one ends after a short silence, one whose last word is a tens
+        word (a unit may follow) after a longer one."""
+        return EndpointSettings(
+            end_silence_s=1.4, no_input_s=8.0, complete_silence_s=0.25, open_silence_s=0.7
+        )
 
     @staticmethod
     def yesno() -> EndpointSettings:
@@ -219,6 +235,10 @@ class TurnReading:
     complete: bool
     covers_s: float
     trailing_blank_s: float = 0.0
+    #: complete, but the next word may still change it: a code whose last word is a tens
+    #: word ("bốn mươi" is 40, "bốn mươi ba" 43, the same count of digits); such a turn ends
+    #: only after ``open_silence_s``
+    open: bool = False
 
 
 @dataclass(frozen=True)
@@ -523,7 +543,7 @@ class Endpointer:
     def _grammar_end(self) -> list[EndpointEvent]:
         s = self._settings
         reading = self._reading
-        quick = s.complete_silence_s
+        quick = s.open_silence_s if reading is not None and reading.open else s.complete_silence_s
         if quick is None or reading is None or not reading.complete:
             return []
         if self._state is not _State.SPEAKING:

@@ -79,6 +79,8 @@ class TurnReader(Protocol):
 
     def read_yesno(self, text: str) -> object | None: ...
 
+    def number_words(self) -> tuple[str, ...]: ...
+
 
 class GrammarJudge:
     """Whether a running reading already holds everything a turn expects.
@@ -111,6 +113,15 @@ class GrammarJudge:
         if spec.mode is ListenMode.YESNO:
             return self.reader.read_yesno(reading.text) is not None
         return False
+
+    def still_open(self, spec: ListenSpec, reading: PartialReading) -> bool:
+        """Whether a digit turn's reading ends on a word the next one may still change: a
+        tens or hundreds word of the reader's tables ("bốn mươi" is 40 and "bốn mươi ba" 43,
+        as many digits; "mười" is 10 and "mười lăm" 15)."""
+        if spec.mode is not ListenMode.DIGITS:
+            return False
+        words = reading.text.split()
+        return bool(words) and words[-1] in self.reader.number_words()
 
     def worth_flushing(self, spec: ListenSpec, reading: PartialReading | None) -> bool:
         """Whether a flushed reading (one extra model step over the audio the model has not
@@ -509,6 +520,7 @@ class LiveChannel:
             self.judge.complete(spec, reading),
             reading.heard_s + skipped_s,
             reading.trailing_blank_s,
+            self.judge.still_open(spec, reading),
         )
         if flushed and fact.complete and self._hold is None:
             # The silence that follows adds only blank to a complete reading: keep it from
