@@ -92,7 +92,7 @@ from assistant.audio.vad import VoiceActivity, make_vad
 from assistant.call.channels.live import GrammarJudge, LiveChannel, LiveSettings
 from assistant.call.channels.replay import recognize_turn
 from assistant.call.prompt_voice import PromptVoice
-from assistant.core.dialog import Heard, Listen
+from assistant.core.dialog import Heard, Listen, Say
 from assistant.core.paths import shared_corpus_dir
 from assistant.core.ports import (
     PCM,
@@ -420,6 +420,8 @@ def hear(
 
 #: the phone line's rate, at which a live call's channel hears its turns
 LINE_RATE = 8000
+#: the prompt a live channel plays before it listens for a code
+PROMPT = "ask_code"
 
 
 @dataclass(frozen=True)
@@ -427,8 +429,10 @@ class LiveEars:
     """Hears a code the way a SIP call's channel does, turn end included: the box's
     :class:`~assistant.call.channels.live.LiveChannel` over a simulated 8 kHz line (time as
     data: nothing sleeps), with the grammar's early end (:class:`GrammarJudge`) and the
-    detector of ``--vad``. What :func:`hear` leaves out: a turn that the running reading
-    ends before the caller is done."""
+    detector of ``--vad``. The channel first plays a prompt over the recording's first
+    ``PROMPT_LINE_S`` (not interruptible), so that it has heard the line while it spoke, as
+    a call's channel has when it starts to listen. What :func:`hear` leaves out: a turn that
+    the running reading ends before the caller is done."""
 
     reader: NumberReader
     settings: LiveSettings
@@ -436,8 +440,11 @@ class LiveEars:
 
     @staticmethod
     def load(reader: NumberReader, settings: LiveSettings) -> LiveEars:
-        voice = PromptVoice(Prompts.load(), FakeSynthesizer(LINE_RATE), LINE_RATE)
-        return LiveEars(reader, settings, voice)
+        prompts = Prompts.load()
+        # a stand-in voice whose one prompt lasts the panel's prompt time (PROMPT_LINE_S)
+        chars = sum(1 for c in prompts.text(Say(PROMPT)) if not c.isspace())
+        synth = FakeSynthesizer(LINE_RATE, seconds_per_char=PROMPT_LINE_S / max(1, chars))
+        return LiveEars(reader, settings, PromptVoice(prompts, synth, LINE_RATE))
 
     def hear(
         self,
@@ -460,6 +467,7 @@ class LiveEars:
             judge=GrammarJudge(self.reader),
             vad=vad,
         )
+        channel.say(Say(PROMPT), interruptible=False)
         event = channel.listen(Listen.digits(spec.expected_digits))
         return event.recognition if isinstance(event, Heard) else Recognition()
 
