@@ -212,7 +212,7 @@ class EndpointSettings:
         waits long; a complete one ends after a short silence, one whose last word is a tens
         word (a unit may follow) after a longer one."""
         return EndpointSettings(
-            end_silence_s=1.4, no_input_s=8.0, complete_silence_s=0.25, open_silence_s=0.7
+            end_silence_s=1.4, no_input_s=8.0, complete_silence_s=0.2, open_silence_s=0.7
         )
 
     @staticmethod
