@@ -289,6 +289,35 @@ def test_speech_after_a_complete_reading_is_heard_with_the_silence_before_it(
     assert int(np.diff(sounding).max()) - 1 >= 1440 - 2
 
 
+class OpenSession(FlushingSession):
+    """A session whose running reading is a complete code ending on a tens word."""
+
+    def reading(self, *, flush: bool = False, urgent: bool = True) -> PartialReading:
+        heard_s = sum(len(p) for p in self.fed) / 8000
+        return PartialReading(OPEN_CODE, (0.9,) * len(OPEN_CODE.split()), heard_s, 0.12)
+
+    def end(self) -> Recognition:
+        return Recognition.of(OPEN_CODE)
+
+
+def test_after_an_open_reading_the_recogniser_keeps_hearing_the_line(
+    voice: PromptVoice, reader: NumberReader
+) -> None:
+    """The silence after a complete reading is kept from the recogniser, but not after an
+    open one: a unit too soft to start the detector's speech still reaches it."""
+    loud = (3000 * np.sin(np.arange(8000) * 0.3)).astype(np.int16)
+    soft = (30 * np.sin(np.arange(2400) * 0.3)).astype(np.int16)  # -60 dBFS: never speech
+    media = ScriptedMedia([Silence(1.0), Speak(loud), Silence(0.3), Speak(soft), Silence(3.0)])
+    session = OpenSession()
+    channel = LiveChannel(
+        media, session, 8000, voice, clock=media.clock, judge=GrammarJudge(reader)
+    )
+    event = channel.listen(Listen.digits(10))
+    assert isinstance(event, Heard)
+    fed = np.concatenate(session.fed)
+    assert np.count_nonzero(fed) >= 8000 + 0.9 * np.count_nonzero(soft)
+
+
 def test_the_lead_in_keeps_the_latency_and_the_endpoint(  # type: ignore[no-untyped-def]
     asr, voice, prompts, store, reader
 ) -> None:

@@ -522,11 +522,13 @@ class LiveChannel:
             reading.trailing_blank_s,
             self.judge.still_open(spec, reading),
         )
-        if flushed and fact.complete and self._hold is None:
+        if flushed and fact.complete and not fact.open and self._hold is None:
             # The silence that follows adds only blank to a complete reading: keep it from
             # the recogniser, so that if the turn ends complete, end() reuses this very model
             # step instead of running one more at the moment the reply is due. Speech, or any
-            # other end of the turn, hands it all over first.
+            # other end of the turn, hands it all over first. Not after an open reading: the
+            # unit that may follow ("bốn mươi [ba]") must reach the recogniser even when its
+            # soft onset does not start the detector's speech.
             self._hold = []
         for e in ep.hear(fact):
             result = self._turn_over(ep, to_asr, e)
