@@ -44,6 +44,10 @@ the line before that as context when it is noisy enough; speech is detected by `
 (the phone line's Silero VAD by default, here at 16 kHz). Before all that, the box has heard
 ``PROMPT_LINE_S`` more of the line while its prompt played: the line the caller's speech must
 be louder than (:meth:`assistant.audio.endpoint.Endpointer.hear_line`, as a live call does).
+Every code is also heard through the box's live channel over a simulated 8 kHz line, turn end
+included (:class:`LiveEars`, column "live whole %"; ``--no-live`` to skip): the replay path
+never ends a turn early, so only this column sees a turn the running reading ends before the
+caller is done.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_robust.py --n 4 --yesno-limit 0
 
