@@ -727,6 +727,12 @@ class BaresipTransport:
             await pump
         finally:
             if call.call_id:
+                if media.info.get("codec") is None and media.info.get("answered_mono"):
+                    # the stack logs its 200 OK from its own thread: under load the trace
+                    # record can come after the call was established and looked up
+                    late = self._trace.lookup(call.call_id)
+                    if late is not None and late.codec:
+                        media.set_info(codec=late.codec)
                 self._trace.forget(call.call_id)
             with self._guard:
                 self._calls.pop(local_id, None)
