@@ -699,11 +699,7 @@ class BaresipTransport:
                 return
             media.mark("answered")
             self.calls_answered += 1
-            later = self._trace.lookup(call.call_id) if call.call_id else None
-            media.set_info(
-                codec=later.codec if later else None,
-                setup_s=round(time.monotonic() - start_mono, 3),
-            )
+            media.set_info(setup_s=round(time.monotonic() - start_mono, 3))
             logger.info(
                 "%s: answered from %s (caller id: %s%s)",
                 local_id,
@@ -727,12 +723,11 @@ class BaresipTransport:
             await pump
         finally:
             if call.call_id:
-                if media.info.get("codec") is None and media.info.get("answered_mono"):
-                    # the stack logs its 200 OK from its own thread: under load the trace
-                    # record can come after the call was established and looked up
-                    late = self._trace.lookup(call.call_id)
-                    if late is not None and late.codec:
-                        media.set_info(codec=late.codec)
+                if "answered_mono" in media.info:
+                    # the codec of the 200 OK's answer, read at the end: the stack logs that
+                    # trace record from its own thread, under load after the call is set up
+                    facts = self._trace.lookup(call.call_id)
+                    media.set_info(codec=facts.codec if facts is not None else None)
                 self._trace.forget(call.call_id)
             with self._guard:
                 self._calls.pop(local_id, None)
