@@ -13,7 +13,9 @@ an 8 kHz μ-law line):
 * reading: ``fast`` (20-90 ms gaps), ``slow`` (150-400 ms: the base itself), ``pairs`` ("ba
   mươi tư", "mười lăm", "hai mươi mốt"), ``grouped`` (4 + 3 + 3: "hai mươi mốt, linh năm, ba,
   mười tư"; the corpus has no "trăm"), ``fillers`` ("dạ", "số", "vâng", "rồi"), ``parts`` (two
-  or three parts with 0.6-1.1 s pauses, one utterance);
+  or three parts with 0.6-1.1 s pauses, one utterance), ``paused`` (digit by digit, a pause of
+  1.5-2.5 s after the 4th, 7th, 8th or 9th digit: a caller who stops to look at the card; a
+  live call's turn ends on it and the dialog asks for the rest);
 * damage: ``onset`` / ``tail`` (20-80 ms cut off the voiced edge of one to three words),
   ``masked`` (one word 15-20 dB softer than the others, over the pink-noise line: a soft or
   swallowed word that the noise covers, which the model hears as blank or as a trace; a check
@@ -51,7 +53,8 @@ be louder than (:meth:`assistant.audio.endpoint.Endpointer.hear_line`, as a live
 Every code is also heard through the box's live channel over a simulated 8 kHz line, turn end
 included (:class:`LiveEars`, column "live whole %"; ``--no-live`` to skip): the replay path
 never ends a turn early, so only this column sees a turn the running reading ends before the
-caller is done.
+caller is done. A turn that ends short gets the dialog's prompt for the rest, and the caller
+reads on over it: "live read back right %" is the code the dialog then reads back.
 
     PYTHONPATH=. .venv/bin/python scripts/bench_robust.py --n 4 --yesno-limit 0
 
@@ -100,7 +103,8 @@ from assistant.audio.vad import VoiceActivity, make_vad
 from assistant.call.channels.live import GrammarJudge, LiveChannel, LiveSettings
 from assistant.call.channels.replay import recognize_turn
 from assistant.call.prompt_voice import PromptVoice
-from assistant.core.dialog import Heard, Listen, Say
+from assistant.call.runtime import SayResult
+from assistant.core.dialog import Event, Heard, Listen, Say
 from assistant.core.paths import shared_corpus_dir
 from assistant.core.ports import (
     PCM,
@@ -334,6 +338,10 @@ class Panel:
             for p in pieces:
                 out += [p, silence(rng, 0.4, 0.8)]  # + the piece's own 0.15-0.4 s tail
             return np.concatenate(out)
+        if cond == "paused":  # the caller stops to look at the card, then reads the rest
+            cut = rng.choice([4, 7, 8, 9])
+            pause = silence(rng, 1.5, 2.5)
+            return np.concatenate([self.digits(code[:cut]), pause, self.digits(code[cut:])])
         if cond == "espeak":
             style = rng.randrange(3)
             if style == 0:
@@ -443,7 +451,15 @@ class LiveEars:
     detector of ``--vad``. The channel first plays a prompt over the recording's first
     ``PROMPT_LINE_S`` (not interruptible), so that it has heard the line while it spoke, as
     a call's channel has when it starts to listen. What :func:`hear` leaves out: a turn that
-    the running reading ends before the caller is done."""
+    the running reading ends before the caller is done.
+
+    Such a turn is not the end of the call: the dialog then asks for the rest ("Quý khách đã
+    đọc 7 chữ số. Xin đọc tiếp 3 chữ số còn lại"), and a caller who only paused between the
+    parts of the code reads on over that prompt. So the ears also follow the dialog: its
+    prompts are played as the call's runtime plays them (interruptible before a listen: the
+    caller's speech stops them), the recording going on underneath, and its next turn is
+    heard, at most ``FOLLOW_TURNS`` of them, until it reads a code back (column "live read
+    back right %")."""
 
     reader: NumberReader
     settings: LiveSettings
@@ -464,9 +480,13 @@ class LiveEars:
         pcm: PCM,
         spec: ListenSpec,
         vad: Callable[[int], VoiceActivity] | None,
-    ) -> Recognition:
+        dialog: ResetDialog,
+        state: ResetState,
+    ) -> tuple[Recognition, str | None]:
         """``pcm`` (the panel's 16 kHz recording, line before the turn included) as the
-        line delivers it, heard by a live channel listening for ``spec``'s digits."""
+        line delivers it, heard by a live channel listening for ``spec``'s digits; and the
+        code ``dialog``, from ``state``, reads back once it has followed its own prompts
+        (None: it reads nothing back)."""
         media = ScriptedMedia([Speak(resample(pcm, RATE, LINE_RATE)), Silence(4.0)])
         channel = LiveChannel(
             media,
@@ -479,13 +499,29 @@ class LiveEars:
             vad=vad,
         )
         channel.say(Say(PROMPT), interruptible=False)
-        event = channel.listen(Listen.digits(spec.expected_digits))
-        return event.recognition if isinstance(event, Heard) else Recognition()
+        event: Event = channel.listen(Listen.digits(spec.expected_digits))
+        first = event.recognition if isinstance(event, Heard) else Recognition()
+        for _ in range(FOLLOW_TURNS):
+            state, actions = dialog.step(state, event)
+            listens = [a for a in actions if isinstance(a, Listen)]
+            if state.phase is not Phase.COLLECT or not listens or not isinstance(event, Heard):
+                break
+            for action in actions:  # as the runtime: the prompts after an interrupted one skipped
+                if isinstance(action, Say):
+                    said = channel.say(action, interruptible=True)
+                    if said is not SayResult.DONE:
+                        break
+            event = channel.listen(listens[0])
+        return first, state.candidate if state.phase is Phase.CONFIRM else None
+
+
+#: turns a live call's dialog is followed for after the first one (LiveEars)
+FOLLOW_TURNS = 3
 
 
 FAMILIES: dict[str, tuple[str, ...]] = {
     "voice": ("tempo", "pitch", "formant", "espeak"),
-    "reading": ("fast", "slow", "pairs", "grouped", "fillers", "parts"),
+    "reading": ("fast", "slow", "pairs", "grouped", "fillers", "parts", "paused"),
     "damage": ("onset", "tail", "masked"),
     "line": ("alaw", "gsm", "loss", "pink", "quiet", "faint"),
     # two changes at once, as the unseen callers were checked: another voice (or way of
@@ -520,6 +556,7 @@ class Tally:
     read_back: int = 0  # the dialog's answer to the turn: a read-back of exactly the right code
     live_whole: int = 0  # the right code, heard as a live call's channel hears it (LiveEars)
     live_n: int = 0
+    live_back: int = 0  # ... and the dialog, its prompts for the rest followed, reads it back
     cpu: float = 0.0
     audio: float = 0.0
 
@@ -557,8 +594,11 @@ def run_codes(
             t.cpu += cpu
             t.audio += secs
             if live is not None:
-                heard = live.hear(session, rec.sample_rate, pcm, spec, vad)
+                heard, back = live.hear(
+                    session, rec.sample_rate, pcm, spec, vad, dialog, first_turn
+                )
                 t.live_whole += judge.digits(heard)[0] == code
+                t.live_back += back == code
                 t.live_n += 1
         session.close()
         progress(f"{name}: codes done")
@@ -733,11 +773,11 @@ def report(
     )
     head = " | ".join(
         f"{n} whole % | {n} DER % | {n} short | {n} wrong, sure | {n} right, unsure | "
-        f"{n} read back right % | {n} live whole %"
+        f"{n} read back right % | {n} live whole % | {n} live read back right %"
         for n in names
     )
     print(f"\n| family | condition | n | {head} | onnx RTF |")
-    print("|---|---|---|" + "---|" * (7 * len(names)) + "---|")
+    print("|---|---|---|" + "---|" * (8 * len(names)) + "---|")
     for family, conds in FAMILIES.items():
         for cond in conds:
             if cond not in wanted or (names[0], cond) not in codes:
@@ -748,7 +788,7 @@ def report(
                 cells.append(
                     f"{pct(t.whole, t.n)} | {pct(t.edits, t.digits)} | {t.short} | "
                     f"{t.wrong_sure} | {t.right_unsure} | {pct(t.read_back, t.n)} | "
-                    f"{pct(t.live_whole, t.live_n)}"
+                    f"{pct(t.live_whole, t.live_n)} | {pct(t.live_back, t.live_n)}"
                 )
             o = codes.get(("onnx", cond))
             rtf = f"{o.cpu / o.audio:.3f}" if o and o.audio else "-"
@@ -765,7 +805,9 @@ def report(
             live_n = sum(t.live_n for t in tuned)
             live = (
                 f", as a live call's channel hears them "
-                f"{pct(sum(t.live_whole for t in tuned), live_n).strip()} %"
+                f"{pct(sum(t.live_whole for t in tuned), live_n).strip()} %, read back right "
+                f"after the dialog's prompts for the rest "
+                f"{pct(sum(t.live_back for t in tuned), live_n).strip()} %"
                 if live_n
                 else ""
             )
@@ -778,7 +820,11 @@ def report(
             h = codes[n, HELD_OUT]
             print(f"; held-out {HELD_OUT} {pct(h.whole, h.n).strip()} % (n={h.n})", end="")
             if h.live_n:
-                print(f" (live {pct(h.live_whole, h.live_n).strip()} %)", end="")
+                print(
+                    f" (live {pct(h.live_whole, h.live_n).strip()} %, read back right "
+                    f"{pct(h.live_back, h.live_n).strip()} %)",
+                    end="",
+                )
         for check in CHECKS:
             if (n, check) in codes:
                 m = codes[n, check]
