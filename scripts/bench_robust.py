@@ -443,6 +443,10 @@ LINE_RATE = 8000
 PROMPT = "ask_code"
 
 
+#: turns a live call's dialog is followed for after the first one (LiveEars)
+FOLLOW_TURNS = 3
+
+
 @dataclass(frozen=True)
 class LiveEars:
     """Hears a code the way a SIP call's channel does, turn end included: the box's
@@ -513,10 +517,6 @@ class LiveEars:
                         break
             event = channel.listen(listens[0])
         return first, state.candidate if state.phase is Phase.CONFIRM else None
-
-
-#: turns a live call's dialog is followed for after the first one (LiveEars)
-FOLLOW_TURNS = 3
 
 
 FAMILIES: dict[str, tuple[str, ...]] = {
